@@ -1,0 +1,226 @@
+"""Check the Quarto book without Quarto.
+
+Quarto cannot be installed everywhere (its PyPI package downloads a binary), so the test suite
+checks what a render depends on: every ``.qmd`` listed in ``_quarto.yml`` has its Python cells and
+inline ``{python}`` expressions executed in order in one Jupyter kernel (as Quarto does, one kernel
+per document, working directory = the document's folder) under the ``smoke`` profile; ``fig-``
+cells must produce an image and ``tbl-`` cells an output; every ``@fig-``/``@tbl-``/``@sec-``
+reference must have a target and every citation key must be in the bibliography.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .paths import PROJECT_ROOT
+
+CELL_RE = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+FENCE_RE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+INLINE_RE = re.compile(r"`\{python\}\s+([^`]+)`")
+OPTION_RE = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+SEC_ID_RE = re.compile(r"\{#((?:sec|fig|tbl|eq|lst)-[A-Za-z0-9_-]+)[^}]*\}")
+XREF_RE = re.compile(r"(?<![\w@])@((?:sec|fig|tbl|eq|lst)-[A-Za-z0-9_-]*[A-Za-z0-9_])")
+CITE_RE = re.compile(r"(?<![\w@`])-?@([A-Za-z0-9_][A-Za-z0-9_:.#$%&+?<>~/-]*[A-Za-z0-9_])")
+BIB_KEY_RE = re.compile(r"@\w+\s*\{\s*([^,\s]+)\s*,")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+CROSSREF_PREFIXES = ("sec-", "fig-", "tbl-", "eq-", "lst-")
+
+
+@dataclasses.dataclass
+class Cell:
+    source: str
+    options: dict
+    inline: bool = False  # an inline `{python} expr`, executed as print(expr)
+
+
+@dataclasses.dataclass
+class Document:
+    path: Path
+    text: str
+    cells: list[Cell]
+
+    @property
+    def prose(self) -> str:
+        """The text without code blocks (where cross-references and citations live)."""
+        return FENCE_RE.sub("", self.text)
+
+
+def book_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The documents ``_quarto.yml`` lists (book chapters, parts and appendices), in order."""
+    config = yaml.safe_load((root / "_quarto.yml").read_text())
+    book = config.get("book", {})
+    files: list[Path] = []
+
+    def walk(entries):
+        for entry in entries or []:
+            if isinstance(entry, str):
+                files.append(root / entry)
+            elif isinstance(entry, dict):
+                if isinstance(entry.get("part"), str) and entry["part"].endswith(".qmd"):
+                    files.append(root / entry["part"])
+                walk(entry.get("chapters"))
+
+    walk(book.get("chapters"))
+    walk(book.get("appendices"))
+    return files
+
+
+def bibliography_keys(root: Path = PROJECT_ROOT) -> set[str]:
+    config = yaml.safe_load((root / "_quarto.yml").read_text())
+    bibs = config.get("bibliography") or []
+    bibs = [bibs] if isinstance(bibs, str) else bibs
+    keys: set[str] = set()
+    for bib in bibs:
+        keys |= set(BIB_KEY_RE.findall((root / bib).read_text()))
+    return keys
+
+
+def parse(path: Path) -> Document:
+    """Split a .qmd into Python cells (with their ``#|`` options) and inline expressions, in order."""
+    text = path.read_text()
+    events: list[tuple[int, Cell]] = []
+    for match in CELL_RE.finditer(text):
+        options, body = {}, []
+        for line in match.group(1).splitlines():
+            opt = OPTION_RE.match(line)
+            if opt and not body:
+                options[opt.group(1)] = opt.group(2).strip("\"'")
+            else:
+                body.append(line)
+        events.append((match.start(), Cell("\n".join(body), options)))
+    code_spans = [m.span() for m in FENCE_RE.finditer(text)]
+    for match in INLINE_RE.finditer(text):
+        if any(a <= match.start() < b for a, b in code_spans):
+            continue
+        events.append((match.start(), Cell(f"print({match.group(1).strip()})", {}, inline=True)))
+    events.sort(key=lambda e: e[0])
+    return Document(path, text, [cell for _, cell in events])
+
+
+def labels(doc: Document) -> set[str]:
+    found = set(SEC_ID_RE.findall(doc.prose))
+    found |= {c.options["label"] for c in doc.cells if "label" in c.options}
+    return found
+
+
+def references(doc: Document) -> tuple[set[str], set[str]]:
+    """(cross-reference targets, citation keys) used in the prose."""
+    prose = INLINE_RE.sub("", doc.prose)
+    prose = re.sub(r"`[^`\n]*`", "", prose)  # inline code is not prose
+    prose = re.sub(r"<[^>\s]+@[^>\s]+>", "", prose)  # <mailto-like> links
+    xrefs = set(XREF_RE.findall(prose))
+    cites = {k for k in CITE_RE.findall(prose) if not k.startswith(CROSSREF_PREFIXES)}
+    return xrefs, cites
+
+
+def to_notebook(doc: Document):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for cell in doc.cells:
+        if cell.options.get("eval", "true").lower() == "false":
+            continue
+        code = nbformat.v4.new_code_cell(cell.source)
+        code.metadata["quarto"] = dict(cell.options, inline=cell.inline)
+        nb.cells.append(code)
+    return nb
+
+
+def execute(doc: Document, profile: str = "smoke", timeout: int = 1800):
+    """Run the document's cells in one fresh kernel; returns the executed notebook."""
+    from nbclient import NotebookClient
+
+    nb = to_notebook(doc)
+    env_before = dict(os.environ)
+    os.environ.update({
+        "QUARTO_PROFILE": profile,
+        "QUARTO_PROJECT_ROOT": str(PROJECT_ROOT),
+        "QUARTO_DOCUMENT_PATH": str(doc.path.parent),
+        "QUARTO_DOCUMENT_FILE": doc.path.name,
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    })
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(doc.path.parent)}})
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    return nb
+
+
+def output_problems(nb) -> list[str]:
+    """Figure cells without an image, table cells without output, stray errors."""
+    problems = []
+    for cell in nb.cells:
+        label = cell.metadata.get("quarto", {}).get("label", "")
+        outputs = cell.get("outputs", [])
+        kinds = {k for o in outputs for k in o.get("data", {})}
+        if label.startswith("fig-") and not kinds & {"image/png", "image/svg+xml", "image/jpeg"}:
+            problems.append(f"cell {label}: no figure in its output")
+        if label.startswith("tbl-") and not outputs:
+            problems.append(f"cell {label}: no table in its output")
+        if cell.metadata.get("quarto", {}).get("inline"):
+            text = "".join(o.get("text", "") for o in outputs).strip()
+            if not text:
+                problems.append(f"inline `{cell.source}` printed nothing")
+    return problems
+
+
+def static_problems(docs: list[Document], bib_keys: set[str]) -> list[str]:
+    """Cross-references without a target and citations missing from the bibliography."""
+    all_labels: set[str] = set()
+    for doc in docs:
+        all_labels |= labels(doc)
+    problems = []
+    for doc in docs:
+        xrefs, cites = references(doc)
+        rel = doc.path.relative_to(PROJECT_ROOT) if doc.path.is_relative_to(PROJECT_ROOT) else doc.path
+        problems += [f"{rel}: @{x} has no target" for x in sorted(xrefs - all_labels)]
+        problems += [f"{rel}: [@{c}] is not in the bibliography" for c in sorted(cites - bib_keys)]
+    return problems
+
+
+def check_book(files: list[str] | None = None, profile: str = "smoke", timeout: int = 1800) -> int:
+    """Run the whole check (CLI ``book-check``); prints a report, returns a process exit code."""
+    listed = book_files()
+    missing = [p for p in listed if not p.exists()]
+    for p in missing:
+        print(f"FAIL {p}: listed in _quarto.yml but missing")
+    docs = [parse(p) for p in listed if p.exists()]
+    problems = static_problems(docs, bibliography_keys())
+    for problem in problems:
+        print(f"FAIL {problem}")
+    targets = [Path(f).resolve() for f in files] if files else [d.path for d in docs]
+    failed = bool(missing or problems)
+    out_dir = PROJECT_ROOT / ".cache" / "book-check"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for doc in (parse(p) for p in targets):
+        started = time.perf_counter()
+        try:
+            nb = execute(doc, profile, timeout)
+            issues = output_problems(nb)
+        except Exception as exc:  # the cell error, with its traceback, is in the message
+            message = ANSI_RE.sub("", str(exc)).strip().splitlines()
+            nb, issues = None, ["execution failed:", *message[-40:]]
+        took = time.perf_counter() - started
+        if nb is not None:
+            import nbformat
+
+            nbformat.write(nb, out_dir / (doc.path.stem + ".ipynb"))
+        status = "ok  " if not issues else "FAIL"
+        print(f"{status} {doc.path.name}: {len(doc.cells)} cells in {took:.1f} s [{profile}]")
+        for issue in issues:
+            print(f"     {issue}")
+        failed |= bool(issues)
+    sys.stdout.flush()
+    return 1 if failed else 0

@@ -1,0 +1,130 @@
+"""Command line: ``python -m analysis {run,status,doctor,book-check}`` (also the ``analysis`` script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import experiments
+from .errors import AnalysisError
+from .paths import DATA_DIR_ENV, data_dir
+from .profiles import DEFAULT_PROFILE, PROFILE_ENV, PROFILES, active_profile
+from .store import Store
+
+
+def _cmd_run(args) -> int:
+    registry = experiments.load_all()
+    names = sorted(registry) if args.experiment == "all" else [args.experiment]
+    for name in names:
+        if name not in registry:
+            print(f"unknown experiment {name!r}; known: all, {', '.join(sorted(registry))}", file=sys.stderr)
+            return 2
+    profile = active_profile(args.profile)
+    for name in names:
+        stored = not args.force and experiments.lookup(name, profile) is not None
+        started = time.perf_counter()
+        run = experiments.get_or_run(name, profile, force=args.force)
+        took = time.perf_counter() - started
+        how = f"reused the stored run in {took:.1f} s" if stored else f"computed in {took:.0f} s"
+        print(f"{name} [{profile}] {run.key}: {how} -> {run.path}")
+    return 0
+
+
+def _status_rows(store: Store, profiles) -> list[dict]:
+    rows = []
+    for name, exp in sorted(experiments.load_all().items()):
+        for profile in profiles:
+            if profile not in exp.configs:
+                continue
+            try:
+                key = exp.key(exp.configs[profile], profile)
+            except AnalysisError as exc:  # e.g. full-profile data not downloaded yet
+                rows.append({"experiment": name, "profile": profile, "key": None, "state": f"unknown ({exc.problem if hasattr(exc, 'problem') else exc})"})
+                continue
+            run = store.load(profile, name, key)
+            rows.append({"experiment": name, "profile": profile, "key": key,
+                         "state": "stored" if run else "missing",
+                         "wall_seconds": run.wall_seconds if run else None,
+                         "created": run.created if run else None,
+                         "stale_code": bool(run) and run.meta.get("source_hash") != exp.source_hash()})
+    return rows
+
+
+def _cmd_status(args) -> int:
+    store = Store()
+    if args.json:
+        for run in store.runs():
+            print(json.dumps({"experiment": run.experiment, "profile": run.profile, "key": run.key,
+                              "created": run.created, "wall_seconds": run.wall_seconds,
+                              "device": run.env.get("device"), "metrics": run.metrics}, sort_keys=True))
+        return 0
+    profiles = [args.profile] if args.profile else list(PROFILES)
+    rows = _status_rows(store, profiles)
+    print(f"result store: {store.root}")
+    print(f"{'experiment':<22} {'profile':<8} {'state':<9} {'key':<17} {'wall':>8}  created")
+    for r in rows:
+        wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
+        note = "  (code changed since; bump code_version if results change)" if r.get("stale_code") else ""
+        print(f"{r['experiment']:<22} {r['profile']:<8} {r['state']:<9} {r['key'] or '-':<17} {wall:>8}  {r.get('created') or '-'}{note}")
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(load_models=not args.no_load)
+
+
+def _cmd_book_check(args) -> int:
+    from .book import check_book
+
+    return check_book(args.files, profile=args.profile or "smoke", timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analysis", description=__doc__)
+    parser.add_argument("--data-dir", help=f"data directory (sets ${DATA_DIR_ENV}; now {data_dir()})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="compute (or reuse) an experiment's result under a profile")
+    run.add_argument("experiment", help="an experiment name, or 'all'")
+    run.add_argument("--profile", choices=PROFILES, default=None,
+                     help=f"experiment profile (default: ${PROFILE_ENV} or {DEFAULT_PROFILE})")
+    run.add_argument("--force", action="store_true", help="recompute and replace the stored run")
+    run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser("status", help="which results exist, which are missing, how long each took")
+    status.add_argument("--profile", choices=PROFILES, default=None)
+    status.add_argument("--json", action="store_true", help="one JSON object per stored run")
+    status.set_defaults(func=_cmd_status)
+
+    doctor = sub.add_parser("doctor", help="which models and data are reachable, which device")
+    doctor.add_argument("--no-load", action="store_true", help="only locate models, do not load them")
+    doctor.set_defaults(func=_cmd_doctor)
+
+    book = sub.add_parser("book-check", help="execute chapters' Python cells and resolve refs (no Quarto)")
+    book.add_argument("files", nargs="*", help=".qmd files (default: every file listed in _quarto.yml)")
+    book.add_argument("--profile", choices=PROFILES, default=None, help="default: smoke")
+    book.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    book.set_defaults(func=_cmd_book_check)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        os.environ[DATA_DIR_ENV] = os.path.abspath(args.data_dir)
+    if getattr(args, "profile", None):
+        os.environ[PROFILE_ENV] = args.profile
+    try:
+        return args.func(args)
+    except AnalysisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

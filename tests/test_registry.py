@@ -1,0 +1,51 @@
+"""Model registry: every offline model loads and answers sensibly; hub models build from config."""
+
+import os
+
+import pytest
+
+from analysis import doctor
+from analysis.errors import ModelUnavailable
+from analysis.models import MODELS, QWEN_GGUF_SHA256, load, pick_device, qwen_gguf_path, spec
+
+SLOW = os.environ.get("ANALYSIS_SLOW_TESTS") == "1"
+
+
+def test_every_profile_model_is_registered_with_a_source():
+    for name in ("litemedsam", "sam_vit_h", "sam_vit_b", "minilm_l6", "bert_base_uncased",
+                 "smollm2_135m", "gpt2", "qwen25_coder_1p5b", "flan_t5_base"):
+        assert spec(name).source
+    assert {m.name for m in MODELS.values() if m.offline} == {
+        "litemedsam", "minilm_l6", "smollm2_135m", "qwen25_coder_1p5b"}
+    with pytest.raises(ModelUnavailable, match="not in the registry"):
+        spec("gpt5")
+
+
+def test_device_choice_can_be_forced(monkeypatch):
+    monkeypatch.setenv("ANALYSIS_DEVICE", "cpu")
+    assert pick_device().type == "cpu"
+
+
+@pytest.mark.parametrize("name", ["minilm_l6", "smollm2_135m", "litemedsam"])
+def test_offline_model_loads_and_answers(name):
+    print(doctor.OFFLINE_CHECKS[name]())  # raises AssertionError on a nonsensical answer
+
+
+def test_qwen_gguf_joins_to_the_official_file():
+    path = qwen_gguf_path()
+    assert path.stat().st_size == 1_117_320_768
+    assert (path.parent / (path.name + ".sha256")).read_text().strip() == QWEN_GGUF_SHA256
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SLOW, reason="loads the 1.5B model (~80 s, 9 GB); set ANALYSIS_SLOW_TESTS=1")
+def test_qwen_loads_and_answers():
+    print(doctor.OFFLINE_CHECKS["qwen25_coder_1p5b"]())
+
+
+@pytest.mark.parametrize("name, millions", [
+    ("bert_base_uncased", 109), ("gpt2", 124), ("flan_t5_base", 248), ("sam_vit_b", 94)])
+def test_hub_models_build_from_config_with_random_weights(name, millions):
+    net = load(name, random_weights=True, device="cpu")
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    assert abs(params - millions) / millions < 0.03, params
