@@ -1,0 +1,64 @@
+"""Fine-tuning plumbing: dynamic padding, batched prediction order, and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis.bert import train as T
+from analysis.bert.config import FineTuneConfig
+from analysis.models import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer("minilm_l6")
+
+
+def test_tokenize_frame_leaves_padding_to_the_collator(tok):
+    df = pd.DataFrame({"text": ["short", "a much longer headline " * 20], "label": [0, 3]})
+    ds = T.tokenize_frame(df, tok, max_length=16)
+    assert ds["length"] == [3, 16]  # truncated at max_length, not padded
+    assert [len(x) for x in ds["input_ids"]] == [3, 16]
+    assert ds["label"] == [0, 3]
+
+
+def test_predict_logits_keeps_input_order(tok):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=37, num_labels=4)).eval()
+    texts = ["one two three four five six", "a", "sports and more sports", "x y"]
+    batched = T.predict_logits(model, tok, texts, batch_size=3)
+    with torch.no_grad():
+        single = np.stack([model(**tok(t, return_tensors="pt")).logits[0].numpy() for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch):
+    from transformers import TrainerCallback
+
+    monkeypatch.setenv("ANALYSIS_ARTIFACTS_DIR", str(tmp_path))
+    cfg = FineTuneConfig(limit_train=48, n_validation=16, limit_test=16, max_length=32, batch_size=8,
+                         eval_steps=2, logging_steps=1)
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        T.finetune(cfg, callbacks=[Interrupt()])
+    root = T.model_dir(cfg)
+    assert str(root).startswith(str(tmp_path))
+    assert [p.name for p in (root / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    final = T.finetune(cfg)
+    state = T.train_state(final)
+    assert state["resumed_from"] == "checkpoint-2" and state["global_step"] == 4
+    assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+    assert T.finetune(cfg) == final  # finished weights are reused, not retrained
+    model = T.load_finetuned(final, device=torch.device("cpu"))
+    assert model.config.num_labels == 4 and model.config.id2label[3] == "Sci/Tech"
