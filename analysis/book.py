@@ -164,9 +164,11 @@ def output_problems(nb) -> list[str]:
     for cell in nb.cells:
         label = cell.metadata.get("quarto", {}).get("label", "")
         outputs = cell.get("outputs", [])
-        kinds = {k for o in outputs for k in o.get("data", {})}
-        if label.startswith("fig-") and not kinds & {"image/png", "image/svg+xml", "image/jpeg"}:
+        images = sum(1 for o in outputs if set(o.get("data", {})) & {"image/png", "image/svg+xml", "image/jpeg"})
+        if label.startswith("fig-") and not images:
             problems.append(f"cell {label}: no figure in its output")
+        if label.startswith("fig-") and images > 1 and "fig-subcap" not in cell.metadata.get("quarto", {}):
+            problems.append(f"cell {label}: {images} figures in its output (shown twice? close it in pyplot)")
         if label.startswith("tbl-") and not outputs:
             problems.append(f"cell {label}: no table in its output")
         if cell.metadata.get("quarto", {}).get("inline"):

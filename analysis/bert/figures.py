@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from ..data.agnews import LABELS
 
 SPLITS = ("train", "validation", "test")
+
+
+def _done(fig):
+    """Detach the figure from pyplot: a Jupyter kernel would otherwise show it twice (once as the
+    cell's value, once from pyplot's list of open figures)."""
+    plt.close(fig)
+    return fig
 
 
 def fig_lengths(stats_run, max_length: int | None = None):
@@ -31,7 +37,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
     b.boxplot([d if len(d) else [np.nan] for d in data], tick_labels=ticks, showfliers=False)
     b.set(ylabel="tokens per text", title="Token length by class (train; mean words below)")
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def fig_learning_curve(ft_run):
@@ -54,7 +60,7 @@ def fig_learning_curve(ft_run):
             lambda e: e / max(va["epoch"].max(), 1e-9) * max(va["step"].max(), 1)))
         top.set_xlabel("epoch", fontsize=8)
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def fig_confusion(cm: np.ndarray, title: str = "Test confusion matrix"):
@@ -71,7 +77,7 @@ def fig_confusion(cm: np.ndarray, title: str = "Test confusion matrix"):
     ax.set_yticks(range(len(LABELS)), LABELS)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def _chosen(att_run, i: int):
@@ -114,7 +120,7 @@ def fig_attention_heads(att_run, i: int = 0):
                 ax.set_xticks([])
     fig.suptitle(f"Last layer, every head: \"{row['text'][:80]}\"", fontsize=9)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.06, top=0.93, wspace=0.08, hspace=0.6)
-    return fig
+    return _done(fig)
 
 
 def fig_attention_pair(att_run, i: int = 0):
@@ -133,7 +139,7 @@ def fig_attention_pair(att_run, i: int = 0):
     for ax in axes:
         ax.set_xlabel("key (attended to)", fontsize=7)
     axes[0].set_ylabel("query", fontsize=7)
-    return fig
+    return _done(fig)
 
 
 def fig_chosen_overview(att_run):
@@ -149,7 +155,7 @@ def fig_chosen_overview(att_run):
         _map(axes[i, 1], b, tokens, f"fine-tuned (true {truth}, predicted {pred}; JS {row['js_last']:.3f} bit)", vmax=vmax)
         axes[i, 1].set_yticks([])
     fig.subplots_adjust(left=0.12, right=0.99, bottom=0.04, top=0.98, wspace=0.05, hspace=0.35)
-    return fig
+    return _done(fig)
 
 
 def fig_cls_rows(att_run):
@@ -166,7 +172,7 @@ def fig_cls_rows(att_run):
             ax.set_yticks(range(0, maps.shape[0], 2), [f"h{h + 1}" for h in range(0, maps.shape[0], 2)], fontsize=6)
             ax.set_title(f"{row['role']}: {name}", fontsize=8)
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.08, top=0.97, wspace=0.08, hspace=0.75)
-    return fig
+    return _done(fig)
 
 
 def fig_attention_change(att_run):
@@ -196,7 +202,7 @@ def fig_attention_change(att_run):
     axes[3].errorbar(layers, js.mean(1), yerr=[js.mean(1) - js.min(1), js.max(1) - js.mean(1)], fmt="none", color="k", lw=0.8)
     axes[3].set(xlabel="layer", ylabel="JS (bit): mean, min-max over heads", title="Change by layer")
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def fig_fewshot(fs_run):
@@ -220,4 +226,4 @@ def fig_fewshot(fs_run):
     b.set(ylabel="share of items", title="Label bias before and after calibration")
     b.legend(fontsize=8)
     fig.tight_layout()
-    return fig
+    return _done(fig)
