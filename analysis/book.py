@@ -24,6 +24,7 @@ from .paths import PROJECT_ROOT
 CELL_RE = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 FENCE_RE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
 INLINE_RE = re.compile(r"`\{python\}\s+([^`]+)`")
+LITERAL_INLINE_RE = re.compile(r"``+\s*`?\{python\}")  # inside a longer code span Quarto prints it as text
 OPTION_RE = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
 SEC_ID_RE = re.compile(r"\{#((?:sec|fig|tbl|eq|lst)-[A-Za-z0-9_-]+)[^}]*\}")
 XREF_RE = re.compile(r"(?<![\w@])@((?:sec|fig|tbl|eq|lst)-[A-Za-z0-9_-]*[A-Za-z0-9_])")
@@ -186,6 +187,11 @@ def static_problems(docs: list[Document], bib_keys: set[str]) -> list[str]:
     problems = []
     for doc in docs:
         xrefs, cites = references(doc)
+        rel_path = doc.path.name
+        for match in LITERAL_INLINE_RE.finditer(doc.prose):
+            line = doc.prose[: match.start()].count("\n") + 1
+            problems.append(f"{rel_path}: inline `{{python}}` inside a double-backtick span (prose line {line}) "
+                            "is printed literally by Quarto; use single backticks")
         rel = doc.path.relative_to(PROJECT_ROOT) if doc.path.is_relative_to(PROJECT_ROOT) else doc.path
         problems += [f"{rel}: @{x} has no target" for x in sorted(xrefs - all_labels)]
         problems += [f"{rel}: [@{c}] is not in the bibliography" for c in sorted(cites - bib_keys)]

@@ -57,3 +57,10 @@ def test_checker_flags_a_figure_cell_without_a_figure(tmp_path):
 def test_document_executes_under_smoke(path):
     nb = book.execute(book.parse(path), profile="smoke")
     assert book.output_problems(nb) == []
+
+
+def test_checker_flags_inline_code_that_quarto_would_print_literally(tmp_path):
+    qmd = tmp_path / "z.qmd"
+    qmd.write_text("Runs: `{python} 1`. Printed as text: `` `{python} 2` ``.\n")
+    problems = book.static_problems([book.parse(qmd)], set())
+    assert len(problems) == 1 and "double-backtick" in problems[0]

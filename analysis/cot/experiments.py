@@ -1,0 +1,35 @@
+"""Registers the chain-of-thought experiment (chapter 4)."""
+
+from __future__ import annotations
+
+from ..data.scienceqa import data_files
+from ..experiments import Experiment, register
+from ..store import fingerprint_files
+from .compute import compute
+from .config import CONFIGS, CotConfig
+
+
+def _fingerprint(config: CotConfig) -> str:
+    if config.source == "hub":
+        return "hub:derek-thomas/ScienceQA"
+    return fingerprint_files(data_files(config.split))
+
+
+def _data_description(config: CotConfig) -> str:
+    where = "hub derek-thomas/ScienceQA" if config.source == "hub" else "ScienceQA jsonl (official test pids)"
+    return f"{where}, {config.split} split: {config.n_questions} text-only four-option questions (seed {config.seed})"
+
+
+COT = register(Experiment(
+    name="cot_scienceqa",
+    title="Chain-of-thought prompting on ScienceQA: flip analysis and early answering",
+    chapter="chapters/04-chain-of-thought.qmd",
+    configs=CONFIGS,
+    compute=compute,
+    code_version="1",
+    data_fingerprint=_fingerprint,
+    models=lambda config: [config.model],
+    data_description=_data_description,
+    source_modules=("analysis.cot.generate", "analysis.cot.extract", "analysis.cot.prompts",
+                    "analysis.cot.scoring", "analysis.data.scienceqa"),
+))

@@ -1,0 +1,91 @@
+"""Figures of the chain-of-thought chapter (each returns a matplotlib Figure from a stored run)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scoring import FLIPS
+
+def _subplots(**kwargs):
+    """pyplot subplots, closed at once: a kernel displays the returned figure once, not twice
+    (the backend is the environment's: inline in a kernel, Agg headless)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(**kwargs)
+    plt.close(fig)
+    return fig, ax
+
+
+FLIP_LABELS = {"flip_to_correct": "flip to\ncorrect", "flip_to_incorrect": "flip to\nincorrect",
+               "correct_correct": "correct\nboth", "incorrect_incorrect": "incorrect\nboth"}
+FLIP_COLORS = {"flip_to_correct": "#2a9d8f", "flip_to_incorrect": "#e76f51",
+               "correct_correct": "#8ab17d", "incorrect_incorrect": "#9e9e9e"}
+
+
+def flip_bars(run):
+    """Bar plot of the four flip counts (direct answer -> CoT answer)."""
+    counts = [run.metrics[f"n_{k}"] for k in FLIPS]
+    fig, ax = _subplots(figsize=(6, 3.4))
+    bars = ax.bar([FLIP_LABELS[k] for k in FLIPS], counts, color=[FLIP_COLORS[k] for k in FLIPS])
+    ax.bar_label(bars, padding=2)
+    ax.set_ylabel("questions")
+    ax.set_ylim(0, max(counts + [1]) * 1.18)
+    ax.set_title(f"{run.metrics['n']} questions, {run.config['model']}", fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 10):
+    """Accuracy without and with CoT for the largest groups (subject, topic or question stem)."""
+    df = run.table(table).sort_values("n", ascending=False).head(top).iloc[::-1]
+    fig, ax = _subplots(figsize=(7, 0.42 * len(df) + 1.2))
+    y = np.arange(len(df))
+    ax.barh(y + 0.2, df["acc_direct"], height=0.4, label="without CoT", color="#9e9e9e")
+    ax.barh(y - 0.2, df["acc_cot"], height=0.4, label="with CoT", color="#2a9d8f")
+    labels = [f"{str(g)[:48]} (n={n})" for g, n in zip(df[key], df["n"])]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.axvline(0.25, color="k", lw=0.8, ls=":", label="chance (1/4)")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def early_answering(run):
+    """Agreement of the early answer (chain cut after k steps) with the final CoT answer."""
+    probe = run.table("probe")
+    fig, ax = _subplots(figsize=(5.5, 3.4))
+    ax.plot(probe["steps_kept"], probe["agree"], "o-", color="#264653", label="all items with that cut")
+    if probe["n_all_cuts"].max() > 0:
+        ax.plot(probe["steps_kept"], probe["agree_all_cuts"], "s--", color="#e9c46a",
+                label=f"items with all cuts (n={int(probe['n_all_cuts'].max())})")
+    for k, a, n in zip(probe["steps_kept"], probe["agree"], probe["n"]):
+        if a == a:  # not NaN
+            ax.annotate(f"n={n}", (k, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    ax.set_xticks(probe["steps_kept"])
+    ax.set_xlabel("reasoning steps kept before asking for the answer")
+    ax.set_ylabel("agrees with final CoT answer")
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def letter_distribution(run):
+    """How often each letter is the gold answer and each condition's prediction."""
+    df = run.table("letters")
+    fig, ax = _subplots(figsize=(6, 3.2))
+    x = np.arange(len(df))
+    for off, col, color, label in [(-0.27, "gold", "#264653", "gold"), (0, "direct", "#9e9e9e", "without CoT"),
+                                   (0.27, "cot", "#2a9d8f", "with CoT")]:
+        ax.bar(x + off, df[col], width=0.27, color=color, label=label)
+    ax.set_xticks(x, df["letter"])
+    ax.set_ylabel("questions")
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,604 @@
+"""Batched greedy generation and letter scoring with an on-disk raw-output cache.
+
+Three kinds of model calls, each cached per (model, exact text the model reads, settings) in an
+append-only jsonl file under ``cache_dir()/cot/`` (one line per item, written as each batch
+finishes, so an interrupted run loses at most one batch and a later run pays only for new items):
+
+- ``score_letters``: next-token log-probabilities of A-D after a text (the direct answer);
+- ``generate``: greedy generation, stopped at the ``Answer: X`` line (the chain of thought),
+  left-padded batches sorted by length; when asked, the early-answering probe runs on the same
+  batch reusing generation's KV cache (``probe``);
+- ``probe``: for a chain of thought cut after k reasoning steps, the A-D scores after
+  ``Answer:``. The prompt + chain's KV cache is computed once per item (or taken from generation)
+  and every cut point reuses it: only the few suffix tokens are new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..paths import cache_dir
+from ..progress import progress
+from ..store import canonical_json
+from .extract import reasoning_steps
+from .prompts import PROBE_ANSWER_PREFIX
+
+LETTERS = "ABCD"
+STOP_RULE = "answer-line-v1"  # stop a row once its new text contains "Answer: <A-D>"
+_STOP_RX = re.compile(r"answer\s*:\s*\(?\s*[A-D](?![A-Za-z])", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------------- cache
+class JsonlCache:
+    """Append-only ``key -> record`` store in one jsonl file (a torn last line is ignored)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.data: dict[str, dict] = {}
+        if self.path.exists():
+            with open(self.path) as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by an interrupted write
+                    self.data[rec["key"]] = rec
+
+    def get(self, key: str) -> dict | None:
+        return self.data.get(key)
+
+    def put_many(self, records: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, sort_keys=True) + "\n")
+                self.data[rec["key"]] = rec
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def cache_key(model: str, text: str, settings: dict) -> str:
+    return hashlib.sha256(canonical_json({"model": model, "text": text, "settings": settings}).encode()).hexdigest()
+
+
+def default_cache(kind: str) -> JsonlCache:
+    return JsonlCache(cache_dir() / "cot" / f"{kind}.jsonl")
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class LM:
+    """A registry model loaded on first use (a fully cached run never loads it)."""
+
+    name: str
+    device: str | None = None
+    _model: Any = field(default=None, repr=False)
+    _tok: Any = field(default=None, repr=False)
+    load_seconds: float = 0.0
+
+    @property
+    def family(self) -> str:
+        from ..models import spec
+
+        return spec(self.name).family
+
+    @property
+    def tokenizer(self):
+        if self._tok is None:
+            from ..models import load_tokenizer
+
+            tok = load_tokenizer(self.name)
+            tok.padding_side = "left"  # decoder-only batches: the last position is the next token
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self._tok = tok
+        return self._tok
+
+    @property
+    def model(self):
+        if self._model is None:
+            from ..models import load
+
+            started = time.perf_counter()
+            self._model = load(self.name, device=self.device)
+            self.load_seconds = time.perf_counter() - started
+        return self._model
+
+    def dtype_name(self) -> str:
+        from ..models import pick_device, pick_dtype, hf_source
+
+        device = pick_device(self.device)
+        try:
+            gguf = hf_source(self.name).gguf_file
+        except Exception:
+            gguf = None
+        return "float32" if gguf else str(pick_dtype(device)).replace("torch.", "")
+
+
+def _cache_of(out):
+    for name in ("cache", "past_key_values"):
+        value = getattr(out, name, None)
+        if value is not None:
+            return value
+    raise RuntimeError("model output carries no KV cache")
+
+
+def letter_token_ids(tokenizer) -> list[list[int]]:
+    """For A-D, the single tokens that spell the letter, with and without a leading space."""
+    out = []
+    for letter in LETTERS:
+        ids = set()
+        for variant in (letter, " " + letter):
+            toks = tokenizer.encode(variant, add_special_tokens=False)
+            toks = [t for t in toks if tokenizer.decode([t]).strip()]  # drop a lone-space token (T5's "▁")
+            if len(toks) == 1:
+                ids.add(toks[0])
+        if not ids:
+            raise RuntimeError(f"tokenizer has no single token for {letter!r}")
+        out.append(sorted(ids))
+    return out
+
+
+def _letter_scores(logits_last, letter_ids) -> np.ndarray:
+    """[B, V] logits -> [B, 4] log-probabilities (max over each letter's spellings)."""
+    import torch
+
+    logp = torch.log_softmax(logits_last.float(), dim=-1)
+    cols = [logp[:, ids].max(dim=-1).values for ids in letter_ids]
+    return torch.stack(cols, dim=-1).cpu().numpy()
+
+
+ADAPTIVE_THREADS = False  # set by compute when CotConfig.torch_threads == -1
+
+
+def adapt_threads() -> int:
+    """With ``ADAPTIVE_THREADS``: all cores while the machine is otherwise idle, one thread while
+    other jobs run (on a shared 2-core machine two threads then wait on each other at every small
+    op: decoding measured 2-3x slower than with one). Called before each batch."""
+    import torch
+
+    if ADAPTIVE_THREADS:
+        mine = torch.get_num_threads()
+        others = os.getloadavg()[0] - mine  # the 1-minute load includes our own threads
+        torch.set_num_threads((os.cpu_count() or 1) if others < 0.5 else 1)
+    return torch.get_num_threads()
+
+
+def _batches(order: list[int], size: int):
+    for start in range(0, len(order), size):
+        yield order[start:start + size]
+
+
+def _positions(mask):
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+# ----------------------------------------------------------------------------- direct scores
+def score_letters(lm: LM, texts: list[str], *, settings: dict, batch_size: int = 8,
+                  cache: JsonlCache | None = None, decoder_prefix: str = "", desc: str = "direct") -> list[dict]:
+    """A-D next-token log-probs after each text: ``{"scores": [4 floats], "letter", "cached"}``."""
+    import torch
+
+    cache = cache or default_cache("direct")
+    settings = {**settings, "kind": "letter-scores", "decoder_prefix": decoder_prefix}
+    keys = [cache_key(lm.name, t, settings) for t in texts]
+    todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
+    if todo:
+        tok, model = lm.tokenizer, lm.model
+        letter_ids = letter_token_ids(tok)
+        todo.sort(key=lambda i: len(texts[i]))
+        bar = progress(total=len(todo), desc=f"{desc} ({lm.name})", unit="q")
+        for chunk in _batches(todo, batch_size):
+            adapt_threads()
+            started = time.perf_counter()
+            batch = [texts[i] for i in chunk]
+            with torch.inference_mode():
+                if lm.family == "seq2seq":
+                    enc = tok(batch, return_tensors="pt", padding=True).to(model.device)
+                    dec = _decoder_ids(model, tok, [decoder_prefix] * len(batch))
+                    logits = model(**enc, decoder_input_ids=dec["ids"], decoder_attention_mask=dec["mask"]).logits
+                    last = logits[torch.arange(len(batch)), dec["last"]]
+                else:
+                    enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                    logits = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                                   position_ids=_positions(enc.attention_mask), logits_to_keep=1).logits
+                    last = logits[:, -1]
+            scores = _letter_scores(last, letter_ids)
+            per_item = (time.perf_counter() - started) / len(chunk)
+            cache.put_many([
+                {"key": keys[i], "model": lm.name, "scores": s.tolist(), "seconds": per_item}
+                for i, s in zip(chunk, scores)
+            ])
+            bar.update(len(chunk))
+        bar.close()
+    out = []
+    for i, k in enumerate(keys):
+        rec = cache.get(k)
+        out.append({"scores": rec["scores"], "letter": LETTERS[int(np.argmax(rec["scores"]))],
+                    "cached": i not in todo, "seconds": rec["seconds"]})
+    return out
+
+
+def _decoder_ids(model, tok, prefixes: list[str]):
+    """Seq2seq decoder inputs: start token + each prefix, right-padded; index of each last token."""
+    import torch
+
+    start = model.config.decoder_start_token_id
+    seqs = [[start] + tok.encode(p, add_special_tokens=False) if p else [start] for p in prefixes]
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s)
+        mask[r, :len(s)] = 1
+    last = torch.tensor([len(s) - 1 for s in seqs])
+    return {"ids": ids.to(model.device), "mask": mask.to(model.device), "last": last.to(model.device)}
+
+
+# ----------------------------------------------------------------------------- generation
+class _AnswerLineStop:
+    """Per-row stop once the new text holds an ``Answer: X`` line (rows finish independently)."""
+
+    def __init__(self, tokenizer, prompt_len: int):
+        self.tok, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        texts = self.tok.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        return torch.tensor([bool(_STOP_RX.search(t)) for t in texts], device=input_ids.device)
+
+
+def _stopping(tok, prompt_len):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Stop(StoppingCriteria):
+        def __init__(self):
+            self.inner = _AnswerLineStop(tok, prompt_len)
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return self.inner(input_ids, scores)
+
+    return StoppingCriteriaList([Stop()])
+
+
+def _clean_gen_ids(ids: list[int], tok) -> list[int]:
+    """Generated ids up to (not including) the first end-of-sequence or pad token."""
+    stops = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
+    out = []
+    for t in ids:
+        if t in stops:
+            break
+        out.append(int(t))
+    return out
+
+
+def step_cut_tokens(tok, gen_ids: list[int], max_steps: int = 3) -> list[int | None]:
+    """Token counts of the generation that end after its k-th ``Reasoning:`` line, k = 0..max_steps.
+
+    k = 0 is 0 tokens (no reasoning). None where the chain has fewer than k steps or the k-th
+    line has no newline after it (the cut would split the line).
+    """
+    text = tok.decode(gen_ids, skip_special_tokens=True)
+    steps = reasoning_steps(text)
+    cuts: list[int | None] = [0]
+    prefix_len = [len(tok.decode(gen_ids[:i], skip_special_tokens=True)) for i in range(len(gen_ids) + 1)]
+    for k in range(1, max_steps + 1):
+        if k > len(steps) or not text[:steps[k - 1][2]].endswith("\n"):
+            cuts.append(None)
+            continue
+        end_char = steps[k - 1][2]
+        n_tok = next((i for i, n in enumerate(prefix_len) if n >= end_char), None)
+        cuts.append(n_tok)
+    return cuts
+
+
+
+def _eos_ids(lm: LM) -> set[int]:
+    """Token ids that end a reply: the tokenizer's eos/pad, the generation config's eos, <|im_end|>."""
+    tok = lm.tokenizer
+    ids = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
+    gen_eos = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    if gen_eos is not None:
+        ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tok.unk_token_id and im_end >= 0:
+        ids.add(im_end)
+    return ids
+
+
+def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_finish=None) -> list[list[int]]:
+    """Greedy decoding of a left-padded batch that drops each row as soon as it is finished.
+
+    A row finishes at an end-of-sequence token, at its ``Answer: X`` line, or at the budget. On CPU
+    decoding is compute-bound, so a finished row must not keep being computed (``generate`` would
+    carry it to the end of the batch). ``on_finish(kv, [(row, original row, ids)])`` is called
+    before finished rows leave the KV cache (which then holds their prompt and all generated
+    tokens but the last, as ``generate`` returns it). Returns the generated ids per row (end token
+    excluded).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    model, tok = lm.model, lm.tokenizer
+    eos = _eos_ids(lm)
+    device = model.device
+    mask = attention_mask.to(device)
+    pos = _positions(mask)
+    kv = DynamicCache()
+    with torch.inference_mode():
+        out = model(input_ids=input_ids.to(device), attention_mask=mask, position_ids=pos, cache=kv,
+                    use_cache=True, logits_to_keep=1)
+    kv = _cache_of(out)
+    next_tok = out.logits[:, -1].argmax(-1)
+    next_pos = pos[:, -1] + 1
+    active = list(range(input_ids.shape[0]))
+    gen: list[list[int]] = [[] for _ in active]
+    done_ids: list[list[int] | None] = [None for _ in active]
+    for _ in range(max_new_tokens):
+        finished = []
+        for j, r in enumerate(active):
+            t = int(next_tok[j])
+            if t in eos:
+                finished.append((j, r))
+                continue
+            gen[r].append(t)
+            if len(gen[r]) >= max_new_tokens or _STOP_RX.search(tok.decode(gen[r][-12:], skip_special_tokens=True)) \
+                    and _STOP_RX.search(tok.decode(gen[r], skip_special_tokens=True)):
+                finished.append((j, r))
+        if finished:
+            if on_finish is not None:
+                on_finish(kv, [(j, r, gen[r]) for j, r in finished])
+            gone = {j for j, _ in finished}
+            keep = [j for j in range(len(active)) if j not in gone]
+            if not keep:
+                break
+            idx = torch.tensor(keep, device=device)
+            kv.batch_select_indices(idx)
+            next_tok, next_pos, mask = next_tok[idx], next_pos[idx], mask[idx]
+            active = [active[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        with torch.inference_mode():
+            out = model(input_ids=next_tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                        cache=kv, use_cache=True)
+        kv = _cache_of(out)
+        next_tok = out.logits[:, -1].argmax(-1)
+        next_pos = next_pos + 1
+    return gen
+
+
+def _hf_generate(lm: LM, enc, max_new_tokens: int) -> list[list[int]]:
+    """Seq2seq models: transformers' generate (greedy, stopped at the Answer line)."""
+    import torch
+
+    tok, model = lm.tokenizer, lm.model
+    with torch.inference_mode():
+        out = model.generate(
+            **enc, do_sample=False, max_new_tokens=max_new_tokens, num_beams=1,
+            temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
+            stopping_criteria=_stopping(tok, 1), pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+        )
+    return [_clean_gen_ids(row[1:].tolist(), tok) for row in out.sequences]
+
+
+def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, batch_size: int = 8,
+             cache: JsonlCache | None = None, probe: bool = False, probe_steps: int = 3,
+             probe_cache: JsonlCache | None = None, desc: str = "CoT") -> list[dict]:
+    """Greedy generation for each text (cached): ``{"text", "gen_ids", "n_new_tokens", ...}``.
+
+    With ``probe``, the early-answering scores of each new generation are computed on the batch's
+    KV cache right away and stored in ``probe_cache`` (see ``probe_scores``).
+    """
+    import torch
+
+    cache = cache or default_cache("generations")
+    probe_cache = probe_cache or default_cache("probe")
+    gen_settings = {**settings, "kind": "generate", "max_new_tokens": max_new_tokens, "decoding": "greedy",
+                    "stop": STOP_RULE}
+    keys = [cache_key(lm.name, t, gen_settings) for t in texts]
+    todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
+    if todo:
+        tok, model = lm.tokenizer, lm.model
+        todo.sort(key=lambda i: len(texts[i]))  # similar lengths together: little padding
+        bar = progress(total=len(todo), desc=f"{desc} ({lm.name})", unit="q")
+        for chunk in _batches(todo, batch_size):
+            adapt_threads()
+            started = time.perf_counter()
+            batch = [texts[i] for i in chunk]
+            seq2seq = lm.family == "seq2seq"
+            enc = tok(batch, return_tensors="pt", padding=True,
+                      add_special_tokens=seq2seq).to(model.device)
+            if seq2seq:
+                gen = _hf_generate(lm, enc, max_new_tokens)
+            else:
+                prompt_len = enc.input_ids.shape[1]
+                pads = (enc.attention_mask == 0).sum(-1).tolist()
+
+                def on_finish(kv, finished, chunk=chunk, pads=pads, prompt_len=prompt_len):
+                    # finished: (row in the current batch, original row, generated ids); the KV
+                    # cache still holds these rows: probe them before they are dropped
+                    if not probe:
+                        return
+                    items = [dict(text=texts[chunk[orig]], gen_ids=ids, row=row, pad=pads[orig],
+                                  prompt_len=prompt_len) for row, orig, ids in finished]
+                    _probe_batch(lm, items, kv, settings, probe_steps, probe_cache)
+
+                gen = greedy_generate(lm, enc.input_ids, enc.attention_mask, max_new_tokens, on_finish)
+            per_item = (time.perf_counter() - started) / len(chunk)
+            records = []
+            for i, ids in zip(chunk, gen):
+                records.append({
+                    "key": keys[i], "model": lm.name, "gen_ids": ids,
+                    "text": tok.decode(ids, skip_special_tokens=True), "n_new_tokens": len(ids),
+                    "hit_max": len(ids) >= max_new_tokens, "seconds": per_item,
+                })
+            cache.put_many(records)
+            bar.update(len(chunk))
+        bar.close()
+    out_rows = []
+    for i, k in enumerate(keys):
+        rec = cache.get(k)
+        out_rows.append({**{f: rec[f] for f in ("text", "gen_ids", "n_new_tokens", "hit_max", "seconds")},
+                         "cached": i not in todo})
+    return out_rows
+
+
+# ----------------------------------------------------------------------------- early answering
+def _probe_key(lm: LM, text: str, gen_ids: list[int], settings: dict, probe_steps: int) -> str:
+    return cache_key(lm.name, text, {**settings, "kind": "probe", "gen_ids": gen_ids,
+                                     "suffix": PROBE_ANSWER_PREFIX, "steps": probe_steps})
+
+
+def _probe_batch(lm: LM, items: list[dict], kv, settings: dict, probe_steps: int, cache: JsonlCache) -> None:
+    """Early-answering scores for a batch whose KV cache ``kv`` covers each row's padded
+    ``prompt + generation`` (row ``r``: ``pad`` left pads, ``prompt_len`` padded prompt length).
+
+    For each cut k, the row's cache is sliced to the cut (pads dropped), the cuts are re-batched
+    with left padding, and only the suffix ``"Answer:"`` is run through the model.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    tok, model = lm.tokenizer, lm.model
+    letter_ids = letter_token_ids(tok)
+    suffix = tok.encode(PROBE_ANSWER_PREFIX, add_special_tokens=False)
+    layers = kv.layers
+    cached_len = layers[0].keys.shape[2]
+    jobs = []  # (item index, k, row, start, end)
+    cuts_all = []
+    for n, it in enumerate(items):
+        cuts = step_cut_tokens(tok, it["gen_ids"], probe_steps)
+        cuts_all.append(cuts)
+        for k, c in enumerate(cuts):
+            if c is None:
+                continue
+            end = it["prompt_len"] + c
+            if end > cached_len:
+                continue  # the cut falls on the last token, which generation never fed back
+            jobs.append((n, k, it["row"], it["pad"], end))
+    results: dict[int, dict] = {n: {} for n in range(len(items))}
+    for group in _batches(list(range(len(jobs))), 16):
+        sel = [jobs[j] for j in group]
+        lengths = [end - start for _, _, _, start, end in sel]
+        width = max(lengths)
+        new = DynamicCache()
+        for li, layer in enumerate(layers):
+            ks, vs = [], []
+            for (_, _, row, start, end), length in zip(sel, lengths):
+                k_ = layer.keys[row:row + 1, :, start:end]
+                v_ = layer.values[row:row + 1, :, start:end]
+                padw = width - length
+                if padw:
+                    k_ = torch.cat([k_.new_zeros(k_.shape[:2] + (padw, k_.shape[3])), k_], dim=2)
+                    v_ = torch.cat([v_.new_zeros(v_.shape[:2] + (padw, v_.shape[3])), v_], dim=2)
+                ks.append(k_)
+                vs.append(v_)
+            new.update(torch.cat(ks), torch.cat(vs), li)
+        b, s = len(sel), len(suffix)
+        mask = torch.zeros((b, width + s), dtype=torch.long)
+        for r, length in enumerate(lengths):
+            mask[r, width - length:] = 1
+        pos = torch.tensor(lengths).unsqueeze(1) + torch.arange(s).unsqueeze(0)
+        ids = torch.tensor([suffix] * b)
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                           position_ids=pos.to(model.device), cache=new, logits_to_keep=1).logits
+        scores = _letter_scores(logits[:, -1], letter_ids)
+        for (n, k, _, _, _), sc in zip(sel, scores):
+            results[n][k] = sc.tolist()
+    records = []
+    for n, it in enumerate(items):
+        records.append({
+            "key": _probe_key(lm, it["text"], it["gen_ids"], settings, probe_steps), "model": lm.name,
+            "cuts": cuts_all[n], "scores": {str(k): v for k, v in sorted(results[n].items())},
+        })
+    cache.put_many(records)
+
+
+def probe_scores(lm: LM, texts: list[str], gens: list[dict], *, settings: dict, probe_steps: int = 3,
+                 batch_size: int = 4, cache: JsonlCache | None = None, desc: str = "probe") -> list[dict]:
+    """Early-answering A-D scores after 0..probe_steps reasoning steps, per item (cached).
+
+    Items generation already probed come from the cache; for the others the prompt + chain is run
+    once per item (its KV cache is then shared by every cut). Returns ``{"cuts", "scores": {k: [4]}}``.
+    """
+    import torch
+
+    cache = cache or default_cache("probe")
+    keys = [_probe_key(lm, t, g["gen_ids"], settings, probe_steps) for t, g in zip(texts, gens)]
+    todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
+    if todo:
+        tok, model = lm.tokenizer, lm.model
+        if lm.family == "seq2seq":
+            _probe_seq2seq(lm, [texts[i] for i in todo], [gens[i] for i in todo], keys=[keys[i] for i in todo],
+                           probe_steps=probe_steps, cache=cache)
+        else:
+            todo.sort(key=lambda i: len(texts[i]) + len(gens[i]["gen_ids"]))
+            bar = progress(total=len(todo), desc=f"{desc} ({lm.name})", unit="q")
+            for chunk in _batches(todo, batch_size):
+                prompt_ids = [tok.encode(texts[i], add_special_tokens=False) for i in chunk]
+                full = [p + gens[i]["gen_ids"] for p, i in zip(prompt_ids, chunk)]
+                width = max(map(len, full))
+                ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for r, seq in enumerate(full):
+                    ids[r, width - len(seq):] = torch.tensor(seq)
+                    mask[r, width - len(seq):] = 1
+                with torch.inference_mode():
+                    out = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                position_ids=_positions(mask).to(model.device), use_cache=True, logits_to_keep=1)
+                items = []
+                for r, i in enumerate(chunk):
+                    pad = width - len(full[r])
+                    # the "padded prompt length" of this row: pads + its own prompt
+                    items.append(dict(text=texts[i], gen_ids=gens[i]["gen_ids"], row=r, pad=pad,
+                                      prompt_len=pad + len(prompt_ids[r])))
+                _probe_batch_rowwise(lm, items, _cache_of(out), settings, probe_steps, cache)
+                bar.update(len(chunk))
+            bar.close()
+    return [{"cuts": cache.get(k)["cuts"], "scores": {int(kk): v for kk, v in cache.get(k)["scores"].items()},
+             "cached": i not in todo} for i, k in enumerate(keys)]
+
+
+def _probe_batch_rowwise(lm, items, kv, settings, probe_steps, cache):
+    """Like ``_probe_batch`` but each row has its own prompt length (fresh forward pass).
+    The whole sequence was fed, so the cache covers every token."""
+    _probe_batch(lm, items, kv, settings, probe_steps, cache)
+
+
+def _probe_seq2seq(lm: LM, texts, gens, *, keys, probe_steps, cache):
+    """Seq2seq early answering: decoder prefix = the cut chain + "Answer:" (no KV reuse; small model)."""
+    import torch
+
+    tok, model = lm.tokenizer, lm.model
+    letter_ids = letter_token_ids(tok)
+    records = []
+    for text, g, key in zip(texts, gens, keys):
+        chain = g["text"]
+        steps = reasoning_steps(chain)
+        cuts, prefixes = [0], [PROBE_ANSWER_PREFIX]
+        for k in range(1, probe_steps + 1):
+            if k > len(steps):
+                cuts.append(None)
+                continue
+            cuts.append(steps[k - 1][2])
+            prefixes.append(chain[:steps[k - 1][2]].rstrip("\n") + "\n" + PROBE_ANSWER_PREFIX)
+        enc = tok([text] * len(prefixes), return_tensors="pt", padding=True).to(model.device)
+        dec = _decoder_ids(model, tok, prefixes)
+        with torch.inference_mode():
+            logits = model(**enc, decoder_input_ids=dec["ids"], decoder_attention_mask=dec["mask"]).logits
+        sc = _letter_scores(logits[torch.arange(len(prefixes)), dec["last"]], letter_ids)
+        ks = [k for k, c in enumerate(cuts) if c is not None]
+        records.append({"key": key, "model": lm.name, "cuts": cuts,
+                        "scores": {str(k): s.tolist() for k, s in zip(ks, sc)}})
+    cache.put_many(records)

@@ -1,0 +1,206 @@
+"""Batched scoring/generation, the raw-output cache and the early-answering probe, on a tiny
+random Llama with SmolLM2's tokenizer (no pretrained weights needed, a few seconds)."""
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.cot import prompts
+from analysis.cot.generate import (LM, JsonlCache, _letter_scores, _probe_batch, _probe_key, generate,
+                                   letter_token_ids, probe_scores, score_letters, step_cut_tokens)
+from analysis.cot.prompts import PROBE_ANSWER_PREFIX
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from analysis.models import load_tokenizer
+
+    tok = load_tokenizer("smollm2_135m")
+    tok.padding_side = "left"
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # sharper logits so greedy choices are not ties
+        model.lm_head.weight.mul_(40)
+    return LM("smollm2_135m", _model=model, _tok=tok)
+
+
+TEXTS = ["Question: Which is a mammal?\nOptions:\nA. frog\nB. dog\nC. eel\nD. ant\nAnswer:",
+         "Question: 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\n",
+         "Short one."]
+SETTINGS = {"dtype": "float32", "test": True}
+
+
+def test_letter_tokens(lm):
+    ids = letter_token_ids(lm.tokenizer)
+    assert len(ids) == 4 and all(ids)
+    assert [lm.tokenizer.decode([i[0]]).strip() for i in ids] == list("ABCD")
+
+
+def test_batched_scores_equal_single(lm, tmp_path):
+    batched = score_letters(lm, TEXTS, settings=SETTINGS, batch_size=3, cache=JsonlCache(tmp_path / "a.jsonl"))
+    single = score_letters(lm, TEXTS, settings=SETTINGS, batch_size=1, cache=JsonlCache(tmp_path / "b.jsonl"))
+    np.testing.assert_allclose([r["scores"] for r in batched], [r["scores"] for r in single], atol=1e-4)
+    assert all(np.exp(r["scores"]).sum() < 1 for r in batched)  # log-probs over the whole vocabulary
+
+
+def test_generation_cache_resumes_without_model(lm, tmp_path):
+    cache = JsonlCache(tmp_path / "gen.jsonl")
+    first = generate(lm, TEXTS[:2], max_new_tokens=6, settings=SETTINGS, batch_size=2, cache=cache,
+                     probe_cache=JsonlCache(tmp_path / "p.jsonl"))
+    assert not any(r["cached"] for r in first)
+    # a fresh process: reload from disk, the model must not be touched for cached items
+    broken = LM("smollm2_135m", _model=object(), _tok=lm.tokenizer)
+    again = generate(broken, TEXTS[:2], max_new_tokens=6, settings=SETTINGS, cache=JsonlCache(tmp_path / "gen.jsonl"))
+    assert all(r["cached"] for r in again) and [r["text"] for r in again] == [r["text"] for r in first]
+    # new settings or a new prompt pay only for themselves
+    more = generate(lm, TEXTS, max_new_tokens=6, settings=SETTINGS, batch_size=2, cache=cache,
+                    probe_cache=JsonlCache(tmp_path / "p.jsonl"))
+    assert [r["cached"] for r in more] == [True, True, False]
+    # a torn last line (interrupted write) is ignored
+    with open(tmp_path / "gen.jsonl", "a") as fh:
+        fh.write('{"key": "abc", "te')
+    assert len(JsonlCache(tmp_path / "gen.jsonl").data) == 3
+
+
+def test_batched_generation_matches_one_at_a_time(lm, tmp_path):
+    batched = generate(lm, TEXTS, max_new_tokens=5, settings=SETTINGS, batch_size=3,
+                       cache=JsonlCache(tmp_path / "g1.jsonl"), probe_cache=JsonlCache(tmp_path / "p1.jsonl"))
+    single = generate(lm, TEXTS, max_new_tokens=5, settings=SETTINGS, batch_size=1,
+                      cache=JsonlCache(tmp_path / "g2.jsonl"), probe_cache=JsonlCache(tmp_path / "p2.jsonl"))
+    assert [r["gen_ids"] for r in batched] == [r["gen_ids"] for r in single]
+
+
+CHAINS = ["Reasoning: dogs are mammals.\nReasoning: frogs are amphibians.\nReasoning: so dog.\nAnswer: B",
+          "Reasoning: two plus two.\nAnswer: B",
+          "I think B."]
+
+
+def _brute(lm, text, gen_ids, cut):
+    tok = lm.tokenizer
+    ids = tok.encode(text, add_special_tokens=False) + gen_ids[:cut] + tok.encode(PROBE_ANSWER_PREFIX, add_special_tokens=False)
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids])).logits[:, -1]
+    return _letter_scores(logits, letter_token_ids(tok))[0]
+
+
+def test_step_cuts(lm):
+    tok = lm.tokenizer
+    ids = tok.encode(CHAINS[0], add_special_tokens=False)
+    cuts = step_cut_tokens(tok, ids, 3)
+    assert cuts[0] == 0
+    assert tok.decode(ids[:cuts[1]]) == "Reasoning: dogs are mammals.\n"
+    assert tok.decode(ids[:cuts[3]]).endswith("so dog.\n")
+    assert step_cut_tokens(tok, tok.encode(CHAINS[1], add_special_tokens=False), 3)[2:] == [None, None]
+
+
+def test_probe_fresh_forward_equals_brute_force(lm, tmp_path):
+    tok = lm.tokenizer
+    gens = [{"gen_ids": tok.encode(c, add_special_tokens=False), "text": c} for c in CHAINS]
+    out = probe_scores(lm, TEXTS, gens, settings=SETTINGS, batch_size=3, cache=JsonlCache(tmp_path / "p.jsonl"))
+    assert sorted(out[0]["scores"]) == [0, 1, 2, 3] and sorted(out[1]["scores"]) == [0, 1]
+    for text, g, o in zip(TEXTS, gens, out):
+        for k, scores in o["scores"].items():
+            np.testing.assert_allclose(scores, _brute(lm, text, g["gen_ids"], o["cuts"][k]), atol=1e-4)
+
+
+def test_probe_on_generation_layout_equals_brute_force(lm, tmp_path):
+    """The in-generation path: one padded prompt length, left pads, generations padded at the end,
+    and a KV cache that lacks the last token (as ``generate`` returns it)."""
+    tok = lm.tokenizer
+    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in TEXTS]
+    gens = [tok.encode(c, add_special_tokens=False) for c in CHAINS]
+    P, G = max(map(len, prompts_ids)), max(map(len, gens)) + 1
+    pad = tok.pad_token_id
+    rows, masks = [], []
+    for p, g in zip(prompts_ids, gens):
+        rows.append([pad] * (P - len(p)) + p + g + [pad] * (G - len(g)))
+        masks.append([0] * (P - len(p)) + [1] * (len(p) + G))
+    ids, mask = torch.tensor(rows)[:, :-1], torch.tensor(masks)[:, :-1]
+    with torch.no_grad():
+        out = lm.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                       use_cache=True)
+    kv = getattr(out, "cache", None) or out.past_key_values
+    cache = JsonlCache(tmp_path / "p.jsonl")
+    items = [dict(text=t, gen_ids=g, row=r, pad=P - len(p), prompt_len=P)
+             for r, (t, g, p) in enumerate(zip(TEXTS, gens, prompts_ids))]
+    _probe_batch(lm, items, kv, SETTINGS, 3, cache)
+    for it in items:
+        rec = cache.get(_probe_key(lm, it["text"], it["gen_ids"], SETTINGS, 3))
+        assert rec["scores"]
+        for k, scores in rec["scores"].items():
+            np.testing.assert_allclose(scores, _brute(lm, it["text"], it["gen_ids"], rec["cuts"][int(k)]), atol=1e-4)
+
+
+def test_prompts_format():
+    from analysis.data.scienceqa import Question
+
+    q = Question("1", "Which is hot?", "It is summer.", ("sun", "ice", "snow", "sleet"), 0)
+    text = prompts.cot_prompt(q)
+    assert "Context: It is summer." in text
+    assert "A. sun\nB. ice\nC. snow\nD. sleet" in text
+    assert "Reasoning:" in text and "Answer: <letter>" in text
+    assert prompts.direct_prompt(q).endswith(prompts.DIRECT_INSTRUCTION)
+    assert "Context" not in prompts.direct_prompt(Question("2", "Q?", "", ("a", "b", "c", "d"), 1))
+
+
+def test_greedy_loop_matches_transformers_generate(lm):
+    """The row-dropping greedy loop gives what transformers' greedy generate gives, row by row."""
+    from analysis.cot.generate import greedy_generate
+
+    tok = lm.tokenizer
+    enc = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    ours = greedy_generate(lm, enc.input_ids, enc.attention_mask, 7)
+    for text, mine in zip(TEXTS, ours):
+        one = tok([text], return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            ref = lm.model.generate(**one, do_sample=False, max_new_tokens=7, pad_token_id=tok.pad_token_id,
+                                    eos_token_id=tok.eos_token_id)
+        ref_ids = ref[0, one.input_ids.shape[1]:].tolist()
+        if tok.eos_token_id in ref_ids:
+            ref_ids = ref_ids[:ref_ids.index(tok.eos_token_id)]
+        assert mine == ref_ids
+
+
+def test_generation_probe_matches_fresh_probe(lm, tmp_path):
+    """Early answers computed inside generation (on its KV cache) equal a fresh computation."""
+    pcache = JsonlCache(tmp_path / "p.jsonl")
+    gens = generate(lm, TEXTS, max_new_tokens=6, settings=SETTINGS, batch_size=3, probe=True,
+                    cache=JsonlCache(tmp_path / "g.jsonl"), probe_cache=pcache)
+    inline = probe_scores(lm, TEXTS, gens, settings=SETTINGS, cache=pcache)
+    assert all(r["cached"] for r in inline)
+    fresh = probe_scores(lm, TEXTS, gens, settings=SETTINGS, cache=JsonlCache(tmp_path / "fresh.jsonl"))
+    for a, b in zip(inline, fresh):
+        assert a["scores"].keys() == b["scores"].keys()
+        for k in a["scores"]:
+            np.testing.assert_allclose(a["scores"][k], b["scores"][k], atol=1e-4)
+
+
+def test_seq2seq_path_runs(tmp_path):
+    """The full profile's seq2seq path (flan-t5): plain prompt, decoder-start letter scores,
+    generate, and early answering; a tiny random T5 with SmolLM2's tokenizer stands in."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from analysis.models import load_tokenizer
+
+    tok = load_tokenizer("smollm2_135m")
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id)
+    t5 = LM("flan_t5_base", _model=T5ForConditionalGeneration(config).eval(), _tok=tok)
+    assert t5.family == "seq2seq"
+    texts = [prompts.render(tok, t, "seq2seq") for t in TEXTS]
+    assert texts == TEXTS  # seq2seq models get the plain prompt
+    direct = score_letters(t5, texts, settings=SETTINGS, batch_size=2, cache=JsonlCache(tmp_path / "d.jsonl"))
+    assert all(len(r["scores"]) == 4 and r["letter"] in "ABCD" for r in direct)
+    gens = generate(t5, texts, max_new_tokens=5, settings=SETTINGS, batch_size=2, probe=True,
+                    cache=JsonlCache(tmp_path / "g.jsonl"), probe_cache=JsonlCache(tmp_path / "p.jsonl"))
+    assert all(r["n_new_tokens"] <= 5 for r in gens)
+    chains = [{"gen_ids": [], "text": c} for c in CHAINS]
+    probed = probe_scores(t5, texts, chains, settings=SETTINGS, cache=JsonlCache(tmp_path / "p2.jsonl"))
+    assert sorted(probed[0]["scores"]) == [0, 1, 2, 3] and sorted(probed[2]["scores"]) == [0]
