@@ -81,6 +81,16 @@ def _check_image_array(x: np.ndarray, where: str) -> None:
                         "divide 0..255 images by 255 (or store them as uint8)")
 
 
+def _require_binary(y: np.ndarray, where: str, fix: str) -> None:
+    """A numeric mask must hold only 0 and 1 (NaN and other values are named in the error)."""
+    if np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
+        raise DataError(where, "mask contains NaN", "masks must be 0/1")
+    values = np.unique(y)
+    if not np.isin(values, (0, 1)).all():
+        shown = ", ".join(f"{v:g}" for v in values[:6])
+        raise DataError(where, f"mask is not binary (values {shown}{'...' if len(values) > 6 else ''})", fix)
+
+
 def _check_mask_array(y: np.ndarray, where: str, image_shape: tuple[int, ...] | None = None) -> None:
     if y.ndim != 4 or y.shape[-1] != 1:
         raise DataError(where, f"mask array has shape {y.shape}, expected (N, H, W, 1)",
@@ -89,13 +99,7 @@ def _check_mask_array(y: np.ndarray, where: str, image_shape: tuple[int, ...] | 
         raise DataError(where, f"mask shape {y.shape} differs from image shape {image_shape}",
                         "masks and images must correspond one to one")
     if y.dtype != bool:
-        if np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
-            raise DataError(where, "mask contains NaN", "masks must be 0/1")
-        values = np.unique(y)
-        if not np.isin(values, (0, 1)).all():
-            shown = ", ".join(f"{v:g}" for v in values[:6])
-            raise DataError(where, f"mask is not binary (values {shown}{'...' if len(values) > 6 else ''})",
-                            "threshold the masks (y > 0.5) before saving")
+        _require_binary(y, where, "threshold the masks (y > 0.5) before saving")
 
 
 def load_lung(path: Path | str | None = None, splits=SPLITS) -> dict[str, LungSplit]:
@@ -199,11 +203,5 @@ def to_bool_mask(y: np.ndarray, name: str = "<mask>") -> np.ndarray:
         return y
     if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
         raise DataError(name, f"mask dtype {y.dtype} is not numeric or bool", "pass 0/1 or bool masks")
-    if np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
-        raise DataError(name, "mask contains NaN", "masks must be 0/1")
-    values = np.unique(y)
-    if not np.isin(values, (0, 1)).all():
-        shown = ", ".join(f"{v:g}" for v in values[:6])
-        raise DataError(name, f"mask is not binary (values {shown}{'...' if len(values) > 6 else ''})",
-                        "threshold it first, e.g. mask > 0.5")
+    _require_binary(y, name, "threshold it first, e.g. mask > 0.5")
     return y.astype(bool)

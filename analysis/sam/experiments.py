@@ -58,6 +58,11 @@ class AutoConfig:
     seed: int = 0  # bootstrap resampling
 
 
+# modules whose code determines both experiments' results (hashed into each run's source_hash)
+SOURCES = ("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics", "analysis.sam.model",
+           "analysis.data.lung")
+
+
 def _fingerprint(config) -> str:
     return fingerprint_files([evaluate.data_path(config)])
 
@@ -81,8 +86,7 @@ PROMPTS = register(Experiment(
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],
     data_description=_describe,
-    source_modules=("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics", "analysis.sam.model",
-                    "analysis.data.lung"),
+    source_modules=SOURCES,
 ))
 
 AUTO = register(Experiment(
@@ -100,6 +104,5 @@ AUTO = register(Experiment(
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],
     data_description=_describe,
-    source_modules=("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics", "analysis.sam.model",
-                    "analysis.data.lung"),
+    source_modules=SOURCES,
 ))
