@@ -12,7 +12,7 @@ from ..models import spec
 from ..report import pct
 from .compute import ANCHORS
 from .extract import INVALID
-from .scoring import FLIP_TITLES, FLIPS
+from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
 
 
 def load(profile: str | None = None):
@@ -163,6 +163,12 @@ def probe_agree(run, k: int) -> float:
     return float("nan") if value is None else value
 
 
+def probe_direct_agreement(run) -> float:
+    """Share of probed questions whose zero-step early answer equals the direct answer."""
+    rows = [r for r in run.rows("records") if r.get("probe_k0")]
+    return float(np.mean([r["probe_k0"] == r["direct_letter"] for r in rows])) if rows else float("nan")
+
+
 def probe_n(run, k: int) -> int:
     rows = {r["steps_kept"]: r for r in run.rows("probe")}
     return int(rows[k]["n"]) if k in rows else 0
@@ -246,6 +252,43 @@ def mcnemar_sentence(run) -> str:
     p = m["mcnemar_p"]
     verdict = "not significant at the 5% level" if p >= 0.05 else "significant at the 5% level"
     return f"{b} vs {c} discordant questions, exact two-sided p = {p:.3g} ({verdict})"
+
+
+def patterns_sentence(run, min_n: int = 5) -> str:
+    """Where the flips fall: the largest group's share of them, and the groups (>= ``min_n``
+    questions) where CoT gained and lost the most questions on balance."""
+    df = run.table("by_group")
+    df = df.assign(flips=df["flip_to_correct"] + df["flip_to_incorrect"],
+                   net=df["flip_to_correct"] - df["flip_to_incorrect"])
+    n_flips = int(df["flips"].sum())
+    if n_flips == 0:
+        return "No answer changed between the two conditions, so there is no pattern to find"
+    top = df.sort_values(["n", "group"], ascending=[False, True]).iloc[0]
+    n_all = int(df["n"].sum())
+    first = (f"The largest group (*{_group_name(top['group'])}*, {int(top['n'])} of {n_all} questions) "
+             f"holds {int(top['flips'])} of the {n_flips} flips")
+    if abs(top["flips"] / n_flips - top["n"] / n_all) < 0.1:
+        first += ", about its share of the sample"
+    parts = [first]
+    big = df[df["n"] >= min_n]
+    best = big.sort_values(["net", "n"], ascending=[False, False]).iloc[0] if len(big) else None
+    worst = big.sort_values(["net", "n"], ascending=[True, False]).iloc[0] if len(big) else None
+    if best is not None and best["net"] > 0:
+        parts.append(f"among groups of at least {min_n} questions CoT had its largest net gain on *{_group_name(best['group'])}* "
+                     f"({int(best['flip_to_correct'])} flips to correct, {int(best['flip_to_incorrect'])} to incorrect, "
+                     f"of {int(best['n'])}, {_p(best)})")
+    if worst is not None and worst["net"] < 0:
+        parts.append(f"the largest net loss was on *{_group_name(worst['group'])}* ({int(worst['flip_to_correct'])} to correct, "
+                     f"{int(worst['flip_to_incorrect'])} to incorrect, of {int(worst['n'])}, {_p(worst)})")
+    return "; ".join(parts)
+
+
+def _p(row) -> str:
+    return f"McNemar p = {mcnemar_exact(int(row['flip_to_correct']), int(row['flip_to_incorrect'])):.2g}"
+
+
+def _group_name(group: str) -> str:
+    return group.removeprefix("stem: ")
 
 
 def data_note(run) -> str:
