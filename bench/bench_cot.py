@@ -4,7 +4,8 @@ Same model, same questions, same greedy settings, one run, fresh (temporary) cac
 reused. Prints a table and writes bench/results/cot.json.
 
     .venv/bin/python bench/bench_cot.py                      # SmolLM2-135M, 8 questions, 48 tokens
-    .venv/bin/python bench/bench_cot.py --model qwen25_coder_1p5b --n 8 --max-new-tokens 64
+    .venv/bin/python bench/bench_cot.py --model qwen25_coder_1p5b --n 8 --max-new-tokens 64 --threads 2 \
+        --out bench/results/cot_qwen.json                      # the offline model, about 7 min
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "model_load_s": round(load_s, 1),
         **results, "speedup_batched_over_one_at_a_time": round(ratio, 2),
         "identical_outputs": f"{same}/{len(texts)}",
-        "note": "CPU shared with other jobs; greedy outputs may differ slightly between batch sizes (fp32 padding numerics)",
+        "note": "greedy outputs may differ slightly between batch sizes (fp32 padding numerics); wall times include any other load on the machine",
     }
     print(f"{'variant':<16}{'batch':>6}{'seconds':>10}{'s/question':>12}{'new tokens':>12}")
     for name in ("one_at_a_time", "batched"):
