@@ -204,3 +204,50 @@ def test_seq2seq_path_runs(tmp_path):
     chains = [{"gen_ids": [], "text": c} for c in CHAINS]
     probed = probe_scores(t5, texts, chains, settings=SETTINGS, cache=JsonlCache(tmp_path / "p2.jsonl"))
     assert sorted(probed[0]["scores"]) == [0, 1, 2, 3] and sorted(probed[2]["scores"]) == [0]
+
+
+MORE_TEXTS = TEXTS + ["Question: Which is a liquid?\nOptions:\nA. milk\nB. rock\nC. wood\nD. ice\n",
+                      "Q: Pick the bird.\nA. owl\nB. cat\nC. cod\nD. bee\nThink first."]
+
+
+def test_continuous_batching_matches_one_at_a_time(lm):
+    """Rows finish at different steps, waiting prompts take their places (KV caches merged with
+    left padding, common padding trimmed): every row still decodes as if alone."""
+    from analysis.cot.generate import greedy_generate_stream
+
+    tok = lm.tokenizer
+    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in MORE_TEXTS]
+    budgets = [3, 11, 5, 14, 2]
+    admitted = []
+
+    def on_finish(kv, finished):
+        admitted.append((kv.layers[0].keys.shape[0], [item for _, item, _, _, _ in finished]))
+
+    streamed = greedy_generate_stream(lm, prompts_ids, budgets, 2, on_finish)
+    alone = [greedy_generate_stream(lm, [p], [b], 1)[0] for p, b in zip(prompts_ids, budgets)]
+    assert streamed == alone
+    assert [len(g) for g in streamed] == budgets  # the random model emits no end token within these budgets
+    # the batch stayed full while prompts were waiting: the first finish frees a row for item 2
+    assert admitted[0] == (2, [0]) and admitted[1][0] == 2
+
+
+def test_probe_inside_continuous_batch_equals_brute_force(lm, tmp_path):
+    """The early answer at zero steps, read from the merged cache with each row's own pads and
+    prompt length, equals a fresh forward pass of prompt + "Answer:"."""
+    from analysis.cot.generate import greedy_generate_stream
+
+    tok = lm.tokenizer
+    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in MORE_TEXTS]
+    cache = JsonlCache(tmp_path / "p.jsonl")
+    done = {}
+
+    def on_finish(kv, finished):
+        items = [dict(text=MORE_TEXTS[item], gen_ids=ids, row=row, pad=pad, prompt_len=plen)
+                 for row, item, ids, pad, plen in finished]
+        _probe_batch(lm, items, kv, SETTINGS, 3, cache)
+        done.update({item: list(ids) for _, item, ids, _, _ in finished})
+
+    greedy_generate_stream(lm, prompts_ids, [4, 9, 2, 7, 3], 2, on_finish)
+    for item, text in enumerate(MORE_TEXTS):
+        rec = cache.get(_probe_key(lm, text, done[item], SETTINGS, 3))
+        np.testing.assert_allclose(rec["scores"]["0"], _brute(lm, text, done[item], 0), atol=1e-4)

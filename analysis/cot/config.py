@@ -30,6 +30,11 @@ CONFIGS = {
     # Qwen2.5-Coder-1.5B-Instruct on CPU. Measured on the otherwise idle 2-core build machine (run
     # b100502de32b4d2f, resumed): 96 CoT chains at 30.0 s each (probe included: it reuses
     # generation's KV cache) and 57 direct answers at 3.2 s each, so about 1 h 50 min cold for 200.
+    # That run used fixed batches of 8. Generation now refills a finished row at once (continuous
+    # batching): bench/results/cot_qwen_continuous16.json, 32 questions, 13.2 s per CoT question
+    # with 16 rows vs 22.3 s in fixed batches of 8, same outputs. batch_size=16 with wave_size=64
+    # would bring a cold run to about 1 h; kept at 8/16 here because the stored run was made so
+    # (changing them changes the run's key).
     "offline": CotConfig(),
     # the assignment's example model, hub data, a GPU: larger batches
     "full": CotConfig(model="flan_t5_base", source="hub", max_new_tokens=256, batch_size=32, torch_threads=0),

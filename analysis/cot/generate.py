@@ -6,8 +6,9 @@ finishes, so an interrupted run loses at most one batch and a later run pays onl
 
 - ``score_letters``: next-token log-probabilities of A-D after a text (the direct answer);
 - ``generate``: greedy generation, stopped at the ``Answer: X`` line (the chain of thought),
-  left-padded batches sorted by length; when asked, the early-answering probe runs on the same
-  batch reusing generation's KV cache (``probe``);
+  continuous batching of length-sorted texts (a finished row's place goes to the next text at
+  once); when asked, the early-answering probe runs on the same batch reusing generation's KV
+  cache (``probe``);
 - ``probe``: for a chain of thought cut after k reasoning steps, the A-D scores after
   ``Answer:``. The prompt + chain's KV cache is computed once per item (or taken from generation)
   and every cut point reuses it: only the few suffix tokens are new.
@@ -316,15 +317,72 @@ def _eos_ids(lm: LM) -> set[int]:
     return ids
 
 
-def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_finish=None) -> list[list[int]]:
-    """Greedy decoding of a left-padded batch that drops each row as soon as it is finished.
+@dataclass
+class _Row:
+    """One active row of the continuous batch: its item, and where its tokens sit in the KV cache."""
+    item: int
+    pad: int  # left pads before the prompt in the cache
+    prompt_len: int  # cache index where the generation starts (pads + prompt)
 
-    A row finishes at an end-of-sequence token, at its ``Answer: X`` line, or at the budget. On CPU
-    decoding is compute-bound, so a finished row must not keep being computed (``generate`` would
-    carry it to the end of the batch). ``on_finish(kv, [(row, original row, ids)])`` is called
-    before finished rows leave the KV cache (which then holds their prompt and all generated
-    tokens but the last, as ``generate`` returns it). Returns the generated ids per row (end token
-    excluded).
+
+def _pad_left(kv, mask, rows: list[_Row], width: int):
+    """Left-pad a batch's KV cache (zeros) and mask (0) to ``width`` positions; shifts the rows."""
+    import torch
+    from transformers import DynamicCache
+
+    add = width - mask.shape[1]
+    if add == 0:
+        return kv, mask
+    new = DynamicCache()
+    for li, layer in enumerate(kv.layers):
+        k, v = layer.keys, layer.values
+        zeros = k.new_zeros(k.shape[:2] + (add, k.shape[3]))
+        new.update(torch.cat([zeros, k], dim=2), torch.cat([zeros, v], dim=2), li)
+    for r in rows:
+        r.pad += add
+        r.prompt_len += add
+    return new, torch.cat([mask.new_zeros((mask.shape[0], add)), mask], dim=1)
+
+
+def _trim_left(kv, mask, rows: list[_Row]):
+    """Drop the cache positions that are padding for every row (a finished long row leaves them)."""
+    from transformers import DynamicCache
+
+    cut = min(r.pad for r in rows)
+    if cut == 0:
+        return kv, mask
+    new = DynamicCache()
+    for li, layer in enumerate(kv.layers):
+        new.update(layer.keys[:, :, cut:], layer.values[:, :, cut:], li)
+    for r in rows:
+        r.pad -= cut
+        r.prompt_len -= cut
+    return new, mask[:, cut:]
+
+
+def _concat_batches(a, b):
+    import torch
+    from transformers import DynamicCache
+
+    new = DynamicCache()
+    for li, (la, lb) in enumerate(zip(a.layers, b.layers)):
+        new.update(torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values]), li)
+    return new
+
+
+def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int | list[int], batch_size: int,
+                           on_finish=None) -> list[list[int]]:
+    """Greedy decoding with continuous batching: up to ``batch_size`` rows decode together, a row
+    leaves as soon as it is finished and a waiting prompt takes its place (its prefill is merged
+    into the batch's KV cache with left padding), so the batch stays full until the queue is empty.
+
+    ``prompts``: token ids per item (no padding), admitted in the given order; ``max_new_tokens``:
+    one budget, or one per item. A row finishes at an end-of-sequence token, at its ``Answer: X``
+    line, or at its budget. On CPU a decoding step costs about the same for 8 rows as for 16
+    (``bench/bench_cot_decode.py``), so full batches cut the cost per token.
+    ``on_finish(kv, [(row, item, ids, pad, prompt_len)])`` is called before finished rows leave the
+    cache, which then holds, per row, ``pad`` zeros, the prompt and all generated tokens but the last.
+    Returns the generated ids per item (end token excluded).
     """
     import torch
     from transformers import DynamicCache
@@ -332,41 +390,64 @@ def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_f
     model, tok = lm.model, lm.tokenizer
     eos = _eos_ids(lm)
     device = model.device
-    mask = attention_mask.to(device)
-    pos = _positions(mask)
-    kv = DynamicCache()
-    with torch.inference_mode():
-        out = model(input_ids=input_ids.to(device), attention_mask=mask, position_ids=pos, cache=kv,
-                    use_cache=True, logits_to_keep=1)
-    kv = _cache_of(out)
-    next_tok = out.logits[:, -1].argmax(-1)
-    next_pos = pos[:, -1] + 1
-    active = list(range(input_ids.shape[0]))
-    gen: list[list[int]] = [[] for _ in active]
-    done_ids: list[list[int] | None] = [None for _ in active]
-    for _ in range(max_new_tokens):
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    queue = list(range(len(prompts)))
+    gen: list[list[int]] = [[] for _ in prompts]
+    rows: list[_Row] = []
+    kv = mask = next_tok = next_pos = None
+    while queue or rows:
+        if queue and len(rows) < batch_size:
+            take, queue = queue[:batch_size - len(rows)], queue[batch_size - len(rows):]
+            width = max(len(prompts[i]) for i in take)
+            ids = torch.full((len(take), width), pad_id, dtype=torch.long)
+            new_mask = torch.zeros((len(take), width), dtype=torch.long)
+            for r, i in enumerate(take):
+                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                new_mask[r, width - len(prompts[i]):] = 1
+            new_mask = new_mask.to(device)
+            pos = _positions(new_mask)
+            with torch.inference_mode():
+                out = model(input_ids=ids.to(device), attention_mask=new_mask, position_ids=pos,
+                            cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+            new_rows = [_Row(i, width - len(prompts[i]), width) for i in take]
+            new_kv, new_tok, new_pos = _cache_of(out), out.logits[:, -1].argmax(-1), pos[:, -1] + 1
+            if rows:
+                full = max(mask.shape[1], width)
+                kv, mask = _pad_left(kv, mask, rows, full)
+                new_kv, new_mask = _pad_left(new_kv, new_mask, new_rows, full)
+                kv = _concat_batches(kv, new_kv)
+                mask = torch.cat([mask, new_mask])
+                next_tok, next_pos = torch.cat([next_tok, new_tok]), torch.cat([next_pos, new_pos])
+                rows = rows + new_rows
+            else:
+                kv, mask, next_tok, next_pos, rows = new_kv, new_mask, new_tok, new_pos, new_rows
+        # every active row holds exactly one token not yet recorded: record it, or finish the row
         finished = []
-        for j, r in enumerate(active):
+        for j, row in enumerate(rows):
             t = int(next_tok[j])
             if t in eos:
-                finished.append((j, r))
+                finished.append(j)
                 continue
-            gen[r].append(t)
-            if len(gen[r]) >= max_new_tokens or _STOP_RX.search(tok.decode(gen[r][-12:], skip_special_tokens=True)) \
-                    and _STOP_RX.search(tok.decode(gen[r], skip_special_tokens=True)):
-                finished.append((j, r))
+            g = gen[row.item]
+            g.append(t)
+            if len(g) >= budgets[row.item] or _STOP_RX.search(tok.decode(g[-12:], skip_special_tokens=True)) \
+                    and _STOP_RX.search(tok.decode(g, skip_special_tokens=True)):
+                finished.append(j)
         if finished:
             if on_finish is not None:
-                on_finish(kv, [(j, r, gen[r]) for j, r in finished])
-            gone = {j for j, _ in finished}
-            keep = [j for j in range(len(active)) if j not in gone]
-            if not keep:
-                break
+                on_finish(kv, [(j, rows[j].item, gen[rows[j].item], rows[j].pad, rows[j].prompt_len)
+                               for j in finished])
+            keep = [j for j in range(len(rows)) if j not in set(finished)]
+            rows = [rows[j] for j in keep]
+            if not rows:
+                kv = mask = next_tok = next_pos = None
+                continue
             idx = torch.tensor(keep, device=device)
             kv.batch_select_indices(idx)
             next_tok, next_pos, mask = next_tok[idx], next_pos[idx], mask[idx]
-            active = [active[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            kv, mask = _trim_left(kv, mask, rows)
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
         with torch.inference_mode():
             out = model(input_ids=next_tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                         cache=kv, use_cache=True)
@@ -374,6 +455,13 @@ def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_f
         next_tok = out.logits[:, -1].argmax(-1)
         next_pos = next_pos + 1
     return gen
+
+
+def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_finish=None) -> list[list[int]]:
+    """Greedy decoding of one left-padded batch (all rows admitted at once); see
+    ``greedy_generate_stream``. ``on_finish(kv, [(row, item, ids, pad, prompt_len)])``."""
+    prompts = [row[m.bool()].tolist() for row, m in zip(input_ids.cpu(), attention_mask.cpu())]
+    return greedy_generate_stream(lm, prompts, max_new_tokens, len(prompts), on_finish)
 
 
 def _hf_generate(lm: LM, enc, max_new_tokens: int) -> list[list[int]]:
@@ -396,11 +484,11 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
              probe_cache: JsonlCache | None = None, desc: str = "CoT") -> list[dict]:
     """Greedy generation for each text (cached): ``{"text", "gen_ids", "n_new_tokens", ...}``.
 
-    With ``probe``, the early-answering scores of each new generation are computed on the batch's
-    KV cache right away and stored in ``probe_cache`` (see ``probe_scores``).
+    Decoder-only models decode with continuous batching (``greedy_generate_stream``): ``batch_size``
+    rows, each replaced by a waiting text as soon as it finishes. With ``probe``, the early-answering
+    scores of each new generation are computed on the batch's KV cache right away and stored in
+    ``probe_cache`` (see ``probe_scores``).
     """
-    import torch
-
     cache = cache or default_cache("generations")
     probe_cache = probe_cache or default_cache("probe")
     gen_settings = {**settings, "kind": "generate", "max_new_tokens": max_new_tokens, "decoding": "greedy",
@@ -411,39 +499,40 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
         tok, model = lm.tokenizer, lm.model
         todo.sort(key=lambda i: len(texts[i]))  # similar lengths together: little padding
         bar = progress(total=len(todo), desc=f"{desc} ({lm.name})", unit="q")
-        for chunk in _batches(todo, batch_size):
-            adapt_threads()
-            started = time.perf_counter()
-            batch = [texts[i] for i in chunk]
-            seq2seq = lm.family == "seq2seq"
-            enc = tok(batch, return_tensors="pt", padding=True,
-                      add_special_tokens=seq2seq).to(model.device)
-            if seq2seq:
+
+        def record(i, ids, seconds):
+            return {"key": keys[i], "model": lm.name, "gen_ids": ids, "text": tok.decode(ids, skip_special_tokens=True),
+                    "n_new_tokens": len(ids), "hit_max": len(ids) >= max_new_tokens, "seconds": seconds}
+
+        if lm.family == "seq2seq":
+            for chunk in _batches(todo, batch_size):
+                adapt_threads()
+                started = time.perf_counter()
+                enc = tok([texts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
                 gen = _hf_generate(lm, enc, max_new_tokens)
-            else:
-                prompt_len = enc.input_ids.shape[1]
-                pads = (enc.attention_mask == 0).sum(-1).tolist()
+                per_item = (time.perf_counter() - started) / len(chunk)
+                cache.put_many([record(i, ids, per_item) for i, ids in zip(chunk, gen)])
+                bar.update(len(chunk))
+        else:
+            adapt_threads()
+            last = [time.perf_counter()]
 
-                def on_finish(kv, finished, chunk=chunk, pads=pads, prompt_len=prompt_len):
-                    # finished: (row in the current batch, original row, generated ids); the KV
-                    # cache still holds these rows: probe them before they are dropped
-                    if not probe:
-                        return
-                    items = [dict(text=texts[chunk[orig]], gen_ids=ids, row=row, pad=pads[orig],
-                                  prompt_len=prompt_len) for row, orig, ids in finished]
+            def on_finish(kv, finished):
+                # the KV cache still holds the finished rows: probe them before they are dropped,
+                # then store them at once (an interrupted run keeps every finished row)
+                if probe:
+                    items = [dict(text=texts[todo[item]], gen_ids=ids, row=row, pad=pad, prompt_len=plen)
+                             for row, item, ids, pad, plen in finished]
                     _probe_batch(lm, items, kv, settings, probe_steps, probe_cache)
+                now = time.perf_counter()
+                per_item = (now - last[0]) / len(finished)  # wall time shared by the rows finishing now
+                last[0] = now
+                cache.put_many([record(todo[item], ids, per_item) for _, item, ids, _, _ in finished])
+                bar.update(len(finished))
+                adapt_threads()
 
-                gen = greedy_generate(lm, enc.input_ids, enc.attention_mask, max_new_tokens, on_finish)
-            per_item = (time.perf_counter() - started) / len(chunk)
-            records = []
-            for i, ids in zip(chunk, gen):
-                records.append({
-                    "key": keys[i], "model": lm.name, "gen_ids": ids,
-                    "text": tok.decode(ids, skip_special_tokens=True), "n_new_tokens": len(ids),
-                    "hit_max": len(ids) >= max_new_tokens, "seconds": per_item,
-                })
-            cache.put_many(records)
-            bar.update(len(chunk))
+            prompts_ids = [tok.encode(texts[i], add_special_tokens=False) for i in todo]
+            greedy_generate_stream(lm, prompts_ids, max_new_tokens, batch_size, on_finish)
         bar.close()
     out_rows = []
     for i, k in enumerate(keys):
