@@ -150,11 +150,10 @@ def test_prompts_format():
 
 def test_greedy_loop_matches_transformers_generate(lm):
     """The row-dropping greedy loop gives what transformers' greedy generate gives, row by row."""
-    from analysis.cot.generate import greedy_generate
+    from analysis.cot.generate import greedy_generate_stream
 
     tok = lm.tokenizer
-    enc = tok(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
-    ours = greedy_generate(lm, enc.input_ids, enc.attention_mask, 7)
+    ours = greedy_generate_stream(lm, [tok.encode(t, add_special_tokens=False) for t in TEXTS], 7, len(TEXTS))
     for text, mine in zip(TEXTS, ours):
         one = tok([text], return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():

@@ -271,13 +271,15 @@ def patterns_sentence(run, min_n: int = 5) -> str:
         first += ", about its share of the sample"
     parts = [first]
     big = df[df["n"] >= min_n]
-    best = big.sort_values(["net", "n"], ascending=[False, False]).iloc[0] if len(big) else None
-    worst = big.sort_values(["net", "n"], ascending=[True, False]).iloc[0] if len(big) else None
-    if best is not None and best["net"] > 0:
+    if big.empty:
+        return first
+    best = big.sort_values(["net", "n"], ascending=[False, False]).iloc[0]
+    worst = big.sort_values(["net", "n"], ascending=[True, False]).iloc[0]
+    if best["net"] > 0:
         parts.append(f"among groups of at least {min_n} questions CoT had its largest net gain on *{_group_name(best['group'])}* "
                      f"({int(best['flip_to_correct'])} flips to correct, {int(best['flip_to_incorrect'])} to incorrect, "
                      f"of {int(best['n'])}, {_p(best)})")
-    if worst is not None and worst["net"] < 0:
+    if worst["net"] < 0:
         parts.append(f"the largest net loss was on *{_group_name(worst['group'])}* ({int(worst['flip_to_correct'])} to correct, "
                      f"{int(worst['flip_to_incorrect'])} to incorrect, of {int(worst['n'])}, {_p(worst)})")
     return "; ".join(parts)

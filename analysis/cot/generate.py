@@ -325,49 +325,61 @@ class _Row:
     prompt_len: int  # cache index where the generation starts (pads + prompt)
 
 
+def _map_cache(fn, *caches):
+    """A new KV cache whose every layer holds ``fn`` of the keys (and of the values) of ``caches``."""
+    from transformers import DynamicCache
+
+    new = DynamicCache()
+    for li, layers in enumerate(zip(*(c.layers for c in caches))):
+        new.update(fn(*(x.keys for x in layers)), fn(*(x.values for x in layers)), li)
+    return new
+
+
 def _pad_left(kv, mask, rows: list[_Row], width: int):
     """Left-pad a batch's KV cache (zeros) and mask (0) to ``width`` positions; shifts the rows."""
     import torch
-    from transformers import DynamicCache
 
     add = width - mask.shape[1]
     if add == 0:
         return kv, mask
-    new = DynamicCache()
-    for li, layer in enumerate(kv.layers):
-        k, v = layer.keys, layer.values
-        zeros = k.new_zeros(k.shape[:2] + (add, k.shape[3]))
-        new.update(torch.cat([zeros, k], dim=2), torch.cat([zeros, v], dim=2), li)
     for r in rows:
         r.pad += add
         r.prompt_len += add
-    return new, torch.cat([mask.new_zeros((mask.shape[0], add)), mask], dim=1)
+    kv = _map_cache(lambda t: torch.cat([t.new_zeros(t.shape[:2] + (add, t.shape[3])), t], dim=2), kv)
+    return kv, torch.cat([mask.new_zeros((mask.shape[0], add)), mask], dim=1)
 
 
 def _trim_left(kv, mask, rows: list[_Row]):
     """Drop the cache positions that are padding for every row (a finished long row leaves them)."""
-    from transformers import DynamicCache
-
     cut = min(r.pad for r in rows)
     if cut == 0:
         return kv, mask
-    new = DynamicCache()
-    for li, layer in enumerate(kv.layers):
-        new.update(layer.keys[:, :, cut:], layer.values[:, :, cut:], li)
     for r in rows:
         r.pad -= cut
         r.prompt_len -= cut
-    return new, mask[:, cut:]
+    return _map_cache(lambda t: t[:, :, cut:], kv), mask[:, cut:]
 
 
-def _concat_batches(a, b):
+def _prefill(lm: LM, prompts: list[list[int]], items: list[int]):
+    """Run the prompts of ``items`` as one left-padded batch: (kv, mask, next token, next position, rows)."""
     import torch
     from transformers import DynamicCache
 
-    new = DynamicCache()
-    for li, (la, lb) in enumerate(zip(a.layers, b.layers)):
-        new.update(torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values]), li)
-    return new
+    device = lm.model.device
+    width = max(len(prompts[i]) for i in items)
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for r, i in enumerate(items):
+        ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+        mask[r, width - len(prompts[i]):] = 1
+    mask = mask.to(device)
+    pos = _positions(mask)
+    with torch.inference_mode():
+        out = lm.model(input_ids=ids.to(device), attention_mask=mask, position_ids=pos, cache=DynamicCache(),
+                       use_cache=True, logits_to_keep=1)
+    rows = [_Row(i, width - len(prompts[i]), width) for i in items]
+    return _cache_of(out), mask, out.logits[:, -1].argmax(-1), pos[:, -1] + 1, rows
 
 
 def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int | list[int], batch_size: int,
@@ -385,13 +397,11 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
     Returns the generated ids per item (end token excluded).
     """
     import torch
-    from transformers import DynamicCache
 
     model, tok = lm.model, lm.tokenizer
     eos = _eos_ids(lm)
     device = model.device
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     queue = list(range(len(prompts)))
     gen: list[list[int]] = [[] for _ in prompts]
     rows: list[_Row] = []
@@ -399,24 +409,12 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
     while queue or rows:
         if queue and len(rows) < batch_size:
             take, queue = queue[:batch_size - len(rows)], queue[batch_size - len(rows):]
-            width = max(len(prompts[i]) for i in take)
-            ids = torch.full((len(take), width), pad_id, dtype=torch.long)
-            new_mask = torch.zeros((len(take), width), dtype=torch.long)
-            for r, i in enumerate(take):
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                new_mask[r, width - len(prompts[i]):] = 1
-            new_mask = new_mask.to(device)
-            pos = _positions(new_mask)
-            with torch.inference_mode():
-                out = model(input_ids=ids.to(device), attention_mask=new_mask, position_ids=pos,
-                            cache=DynamicCache(), use_cache=True, logits_to_keep=1)
-            new_rows = [_Row(i, width - len(prompts[i]), width) for i in take]
-            new_kv, new_tok, new_pos = _cache_of(out), out.logits[:, -1].argmax(-1), pos[:, -1] + 1
+            new_kv, new_mask, new_tok, new_pos, new_rows = _prefill(lm, prompts, take)
             if rows:
-                full = max(mask.shape[1], width)
-                kv, mask = _pad_left(kv, mask, rows, full)
-                new_kv, new_mask = _pad_left(new_kv, new_mask, new_rows, full)
-                kv = _concat_batches(kv, new_kv)
+                width = max(mask.shape[1], new_mask.shape[1])
+                kv, mask = _pad_left(kv, mask, rows, width)
+                new_kv, new_mask = _pad_left(new_kv, new_mask, new_rows, width)
+                kv = _map_cache(lambda a, b: torch.cat([a, b]), kv, new_kv)
                 mask = torch.cat([mask, new_mask])
                 next_tok, next_pos = torch.cat([next_tok, new_tok]), torch.cat([next_pos, new_pos])
                 rows = rows + new_rows
@@ -438,7 +436,8 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
             if on_finish is not None:
                 on_finish(kv, [(j, rows[j].item, gen[rows[j].item], rows[j].pad, rows[j].prompt_len)
                                for j in finished])
-            keep = [j for j in range(len(rows)) if j not in set(finished)]
+            gone = set(finished)
+            keep = [j for j in range(len(rows)) if j not in gone]
             rows = [rows[j] for j in keep]
             if not rows:
                 kv = mask = next_tok = next_pos = None
@@ -455,13 +454,6 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
         next_tok = out.logits[:, -1].argmax(-1)
         next_pos = next_pos + 1
     return gen
-
-
-def greedy_generate(lm: LM, input_ids, attention_mask, max_new_tokens: int, on_finish=None) -> list[list[int]]:
-    """Greedy decoding of one left-padded batch (all rows admitted at once); see
-    ``greedy_generate_stream``. ``on_finish(kv, [(row, item, ids, pad, prompt_len)])``."""
-    prompts = [row[m.bool()].tolist() for row, m in zip(input_ids.cpu(), attention_mask.cpu())]
-    return greedy_generate_stream(lm, prompts, max_new_tokens, len(prompts), on_finish)
 
 
 def _hf_generate(lm: LM, enc, max_new_tokens: int) -> list[list[int]]:
