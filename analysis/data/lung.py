@@ -73,12 +73,18 @@ def _check_image_array(x: np.ndarray, where: str) -> None:
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(where, f"image dtype {x.dtype} is neither float (0..1) nor uint8 (0..255)",
                         "convert with x.astype(np.float32) / 255 or x.astype(np.uint8)")
+    _require_unit_float(x, where)
+
+
+def _require_unit_float(x: np.ndarray, where: str) -> None:
+    """Float images: no NaN, every value in [0, 1]."""
     if np.isnan(x).any():
-        raise DataError(where, f"{int(np.isnan(x).sum())} NaN pixel values", "re-create the file; NaNs cannot be segmented")
+        raise DataError(where, f"{int(np.isnan(x).sum())} NaN pixel values", "fix or drop the image; NaNs cannot be segmented")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
-        raise DataError(where, f"float images must lie in [0, 1], found [{lo:g}, {hi:g}]",
-                        "divide 0..255 images by 255 (or store them as uint8)")
+        raise DataError(where, f"float image values span [{lo:g}, {hi:g}], expected [0, 1] "
+                        "(float images must lie in [0, 1]; uint8 ones in 0..255)",
+                        "divide 0..255 images by 255, or store them as uint8")
 
 
 def _require_binary(y: np.ndarray, where: str, fix: str) -> None:
@@ -159,12 +165,7 @@ def to_uint8_gray(x: np.ndarray, name: str = "<array>") -> np.ndarray:
         if lo < 0 or hi > 255:
             raise DataError(name, f"integer image values span [{lo}, {hi}], outside 0..255", "rescale to uint8")
         return x.astype(np.uint8)
-    if np.isnan(x).any():
-        raise DataError(name, f"image has {int(np.isnan(x).sum())} NaN values", "fix or drop the image")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise DataError(name, f"float image values span [{lo:g}, {hi:g}], expected [0, 1]",
-                        "divide 0..255 images by 255, or pass them as uint8")
+    _require_unit_float(x, name)
     return np.round(x * 255.0).astype(np.uint8)
 
 
