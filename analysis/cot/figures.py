@@ -31,9 +31,7 @@ def flip_bars(run):
     ax.set_ylabel("questions")
     ax.set_ylim(0, max(counts + [1]) * 1.18)
     ax.set_title(f"{run.metrics['n']} questions, {run.config['model']}", fontsize=9)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 10):
@@ -48,10 +46,7 @@ def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int
     ax.axvline(0.25, color="k", lw=0.8, ls=":", label="chance (1/4)")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, legend_loc="lower right")
 
 
 def early_answering(run):
@@ -69,10 +64,7 @@ def early_answering(run):
     ax.set_xlabel("reasoning steps kept before asking for the answer")
     ax.set_ylabel("agrees with final CoT answer")
     ax.set_ylim(0, 1.08)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, legend_loc="lower right")
 
 
 def letter_distribution(run):
@@ -85,7 +77,13 @@ def letter_distribution(run):
         ax.bar(x + off, df[col], width=0.27, color=color, label=label)
     ax.set_xticks(x, df["letter"])
     ax.set_ylabel("questions")
-    ax.legend(fontsize=8)
+    return _finish(fig, ax, legend_loc="best")
+
+
+def _finish(fig, ax, legend_loc: str | None = None):
+    """The house style of every figure: small legend (if any), no top/right spines, tight layout."""
+    if legend_loc:
+        ax.legend(fontsize=8, loc=legend_loc)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
