@@ -1,22 +1,119 @@
-"""Small helpers chapters use to show results: markdown tables and number formatting."""
+"""Small helpers chapters use to show results: markdown tables and number formatting.
+
+Everything a reader sees goes through these, so no Python repr (``np.int64(19)``, ``nan``,
+``True``, ``5.000`` for a count) reaches the book: integers print as integers, missing values as
+an em dash, numpy scalars as plain numbers.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
+
+MISSING = "—"  # em dash: a value that does not exist (not applicable, not measured)
 
 
-def md_table(df, digits: int = 3, index: bool = False):
-    """A DataFrame as a pipe table that Quarto cross-references (use under a ``tbl-`` label)."""
+def _is_missing(x) -> bool:
+    if x is None:
+        return True
+    try:
+        import pandas as pd
+
+        if x is pd.NA or x is pd.NaT:
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral) and math.isnan(float(x))
+
+
+def _integer_column(values) -> bool:
+    """A column of numbers that are all whole (counts, steps, layers), shown without decimals.
+
+    Integer dtypes always are; a float column is when every present value is whole and at least one
+    is beyond 1 in magnitude (so a score column that happens to be all 0.0 or 1.0 keeps its decimals).
+    """
+    present = [v for v in values if not _is_missing(v)]
+    if not present or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present):
+        return False
+    if all(isinstance(v, numbers.Integral) for v in present):
+        return True
+    return all(float(v).is_integer() for v in present) and any(abs(float(v)) > 1 for v in present)
+
+
+def fmt_cell(x, digits: int = 3, integer: bool = False) -> str:
+    """One table cell as text: numbers rounded to ``digits`` (whole numbers when ``integer``),
+    booleans as yes/no, missing values (None, NaN, NA) as an em dash, numpy scalars as plain numbers."""
+    if _is_missing(x):
+        return MISSING
+    if isinstance(x, bool) or type(x).__module__ == "numpy" and type(x).__name__ in ("bool", "bool_"):
+        return "yes" if x else "no"
+    if isinstance(x, numbers.Integral):
+        return f"{int(x):,}" if abs(int(x)) >= 10_000 else str(int(x))
+    if isinstance(x, numbers.Real):
+        x = float(x)
+        if integer:
+            return f"{round(x):,}" if abs(x) >= 10_000 else str(round(x))
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def md_table(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None):
+    """A DataFrame as a pipe table that Quarto cross-references (use under a ``tbl-`` label).
+
+    ``digits``: decimals for float columns, one number or a dict ``{column: digits}`` (other columns
+    get 3). Columns of whole numbers print as integers, missing values as an em dash, numeric
+    columns are right-aligned. ``widths``: relative column widths (any scale); the table then spans
+    the text width and its cells wrap, which keeps wide tables inside the PDF page.
+    """
     from IPython.display import Markdown
 
-    return Markdown(df.to_markdown(index=index, floatfmt=f".{digits}f"))
+    return Markdown(md_table_text(df, digits=digits, index=index, widths=widths))
+
+
+def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None) -> str:
+    """The markdown text of :func:`md_table` (testable without IPython)."""
+    if index:
+        df = df.reset_index()
+    header = [str(c) for c in df.columns]
+    columns = [list(df.iloc[:, i]) for i in range(df.shape[1])]
+    cols_text, align = [], []
+    for name, values in zip(header, columns):
+        d = digits.get(name, 3) if isinstance(digits, dict) else digits
+        integer = _integer_column(values)
+        numeric = all((isinstance(v, numbers.Real) and not isinstance(v, bool)) or _is_missing(v)
+                      for v in values) and any(
+            not _is_missing(v) for v in values)
+        cols_text.append([fmt_cell(v, d, integer) for v in values])
+        align.append("right" if numeric else "left")
+    rows = [list(r) for r in zip(*cols_text)] if cols_text else []
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    header = [esc(h) for h in header]
+    rows = [[esc(c) for c in r] for r in rows]
+    n = len(header)
+    if widths is not None:
+        if len(widths) != n:
+            raise ValueError(f"md_table: {len(widths)} widths for {n} columns")
+        total = float(sum(widths))
+        # pandoc reads relative widths from the dashes when a line is longer than 72 characters
+        dashes = [max(3, round(120 * w / total)) for w in widths]
+    else:
+        dashes = [max(3, len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    sep = ["-" * (k - 1) + ":" if a == "right" else "-" * k for k, a in zip(dashes, align)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def pct(x: float, digits: int = 1) -> str:
     """0.4567 -> '45.7%'."""
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
+    return MISSING if _is_missing(x) else f"{100 * float(x):.{digits}f}%"
 
 
 def num(x: float, digits: int = 3) -> str:
-    """A number for prose, with a fixed number of decimals."""
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    """A number for prose, with a fixed number of decimals (numpy scalars print as plain numbers)."""
+    return MISSING if _is_missing(x) else f"{float(x):.{digits}f}"
+
+
+def count(x) -> str:
+    """A whole number for prose, with thousands separators: 120000 -> '120,000'."""
+    return MISSING if _is_missing(x) else f"{round(float(x)):,}"
