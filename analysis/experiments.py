@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -111,6 +112,9 @@ def get_or_run(
     """The stored run for ``target`` (an experiment name or a config), computing it if missing.
 
     With a name, the active profile's config is used. ``force`` recomputes and replaces the run.
+    Before computing: the data fingerprint (which validates the data) and a writable store with
+    free space are checked, and the key's lock is taken, so a second process asking for the same
+    run waits for the first and then reuses its result.
     """
     profile = active_profile(profile)
     if isinstance(target, str):
@@ -119,25 +123,35 @@ def get_or_run(
     else:
         experiment, config = _experiment_for_config(target), target
     store = store or Store()
-    key = experiment.key(config, profile)
+    fingerprint = experiment.data_fingerprint(config)  # loaders validate before they hash
+    key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
     if not force and (run := store.load(profile, experiment.name, key)) is not None:
         return run
-    started = time.perf_counter()
-    output = experiment.compute(config)
-    wall = time.perf_counter() - started
-    return store.save(
-        experiment=experiment.name,
-        profile=profile,
-        key=key,
-        config=config,
-        output=output,
-        code_version=experiment.code_version,
-        source_hash=experiment.source_hash(),
-        data_fingerprint=experiment.data_fingerprint(config),
-        env=run_environment(config),
-        wall_seconds=wall,
-        replace=force,
-    )
+    store.check_writable(profile, experiment.name)
+    lock = store.lock(profile, experiment.name, key)
+    lock.acquire(wait=True, on_wait=lambda who: print(
+        f"{experiment.name} [{profile}] {key}: {who} is computing this run; waiting for it", file=sys.stderr))
+    try:
+        if lock.waited and not force and (run := store.load(profile, experiment.name, key)) is not None:
+            return run
+        started = time.perf_counter()
+        output = experiment.compute(config)
+        wall = time.perf_counter() - started
+        return store.save(
+            experiment=experiment.name,
+            profile=profile,
+            key=key,
+            config=config,
+            output=output,
+            code_version=experiment.code_version,
+            source_hash=experiment.source_hash(),
+            data_fingerprint=fingerprint,
+            env=run_environment(config),
+            wall_seconds=wall,
+            replace=force,
+        )
+    finally:
+        lock.release()
 
 
 def lookup(name: str, profile: str | None = None, store: Store | None = None) -> Run | None:

@@ -9,20 +9,42 @@ config, code version, data fingerprint). It holds
   any further named tables;
 - ``arrays.npz``: small arrays a chapter plots (attention maps, example masks).
 
-Writes are atomic (a temporary folder renamed into place), an existing run is never replaced unless
-asked, and runs of different profiles live in different folders, so a smoke run cannot overwrite
-an offline or full one.
+- ``checksums.sha256``: the sha256 of every other file (``sha256sum`` format), verified when a file
+  is read; a mismatch is a :class:`~analysis.errors.StoreError` naming the file and saying that
+  ``run --force`` recomputes it.
+
+Safety (see ``Store.save``):
+
+- a run is written into a hidden staging folder (``.KEY.staging.PID.*``) and renamed into place;
+  ``run.json`` and ``checksums.sha256`` come last, so a folder without them is never a run;
+- replacing a run renames the old copy to ``.KEY.old.*`` first; if the process dies before the new
+  copy is in place, the next ``load``/``runs`` restores the old copy (at every instant one complete
+  copy exists), and leftovers of killed saves are removed; hidden folders are never listed as runs;
+- one lock file per key (``<root>/.locks/``, ``fcntl.flock``, released by the kernel when a process
+  dies) serialises computing and saving a key, so two runs of one key cannot race;
+- before computing, ``check_writable`` fails fast on a read-only or full disk; a save that still
+  fails for lack of space writes the finished run to the system temp folder and says where.
+
+Runs written before checksums existed (no ``checksums.sha256``) are *legacy* runs: they load, their
+files are parsed with the same clear errors, but nothing can be verified; ``seal_legacy`` writes
+their checksum files once (the committed offline runs were sealed so). Runs of different profiles
+live in different folders, so a smoke run cannot overwrite an offline or full one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -32,11 +54,45 @@ from typing import Any
 
 import numpy as np
 
+from .errors import StoreError
 from .paths import results_dir
+
+try:  # POSIX; elsewhere the per-key lock is a no-op (documented limitation)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 RUN_FILE = "run.json"
 ARRAYS_FILE = "arrays.npz"
+CHECKSUM_FILE = "checksums.sha256"
 KEY_LENGTH = 16
+LOCK_DIR = ".locks"
+META_KEYS = ("experiment", "profile", "key", "created", "wall_seconds", "config", "env", "metrics")
+MIN_FREE_BYTES = 256 << 20  # refuse to start a computation with less free space in the store
+MIN_FREE_ENV = "ANALYSIS_STORE_MIN_FREE_MB"
+LEGACY_STAGING_AGE_S = 3600  # staging folders of the pre-lock code are removed when older than this
+
+# Test hook (the fault suite): "<point>:kill" SIGKILLs this process at a named point of ``save``,
+# "<point>:pause:<file>" writes <file> and sleeps there (the test kills it from outside),
+# "<point>:enospc" raises "no space left" there. Points: see ``SAVE_POINTS``.
+FAULT_ENV = "ANALYSIS_STORE_FAULT"
+SAVE_POINTS = ("staged-tables", "staged-arrays", "staged-meta", "staged", "old-moved", "installed")
+
+
+def _fault_point(point: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, action = spec.partition(":")
+    if name != point:
+        return
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("pause:"):
+        Path(action.partition(":")[2]).write_text(point)
+        time.sleep(600)
+    elif action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + f" (test hook at {point})")
 
 
 @dataclasses.dataclass
@@ -96,7 +152,9 @@ _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, memoised on (path, size, mtime) for cheap re-renders."""
+    """sha256 of a file's bytes, memoised on (path, size, mtime) for cheap re-renders.
+
+    A changed size or mtime hashes the file again."""
     path = Path(path)
     stat = path.stat()
     memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -115,12 +173,40 @@ def fingerprint_files(paths: Iterable[Path]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:KEY_LENGTH]
 
 
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9_.-]+)$")
+
+
+def _recompute_fix(path: Path) -> str:
+    """The fix for a damaged run folder ``path``: the CLI command that recomputes it."""
+    experiment, profile = path.parent.name, path.parent.parent.name
+    return (f"`python -m analysis run {experiment} --profile {profile} --force` recomputes it "
+            "(or restore the folder from git, e.g. `git checkout -- results/`)")
+
+
 class Run:
-    """A stored run, loaded lazily: ``metrics`` and ``config`` from ``run.json``, tables on demand."""
+    """A stored run, loaded lazily: ``metrics`` and ``config`` from ``run.json``, tables on demand.
+
+    Every file is checked against ``checksums.sha256`` before it is parsed (legacy runs without that
+    file are only parsed); problems raise :class:`StoreError` naming the file.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.meta: dict[str, Any] = json.loads((self.path / RUN_FILE).read_text())
+        self.checksums: dict[str, str] | None = self._read_checksums()
+        self._verified: dict[str, tuple[int, int]] = {}
+        self.meta: dict[str, Any] = self._read_meta()
 
     def __repr__(self) -> str:
         return f"Run({self.experiment}/{self.profile}/{self.key}, {self.wall_seconds:.0f} s)"
@@ -134,16 +220,110 @@ class Run:
     created = property(lambda self: self.meta["created"])
     wall_seconds = property(lambda self: float(self.meta["wall_seconds"]))
 
+    @property
+    def sealed(self) -> bool:
+        """Whether the run has checksums (False for legacy runs written before they existed)."""
+        return self.checksums is not None
+
+    def _damaged(self, name: str, problem: str) -> StoreError:
+        return StoreError(self.path / name, problem, _recompute_fix(self.path))
+
+    def _read_checksums(self) -> dict[str, str] | None:
+        path = self.path / CHECKSUM_FILE
+        if not path.exists():
+            return None
+        try:
+            lines = path.read_text(encoding="ascii").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._damaged(CHECKSUM_FILE, f"unreadable ({exc.__class__.__name__}: {exc})") from None
+        sums = {}
+        for n, line in enumerate(lines, 1):
+            match = _CHECKSUM_LINE.match(line)
+            if not match:
+                raise self._damaged(CHECKSUM_FILE, f"line {n} is not '<sha256>  <file>' ({line[:60]!r})")
+            sums[match.group(2)] = match.group(1)
+        if RUN_FILE not in sums:
+            raise self._damaged(CHECKSUM_FILE, f"does not list {RUN_FILE}")
+        return sums
+
+    def _read_verified(self, name: str) -> bytes:
+        """A file's bytes, checked against its checksum (legacy runs: unchecked)."""
+        path = self.path / name
+        if self.checksums is not None and name not in self.checksums:
+            raise self._damaged(name, f"is not listed in {CHECKSUM_FILE} (added or renamed by hand)")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise self._damaged(name, "is missing") from None
+        except OSError as exc:
+            raise self._damaged(name, f"cannot be read ({exc.__class__.__name__}: {exc})") from None
+        if self.checksums is not None and _sha256_bytes(data) != self.checksums[name]:
+            raise self._damaged(name, f"content differs from its checksum in {CHECKSUM_FILE} "
+                                      f"({len(data)} bytes; edited, truncated or corrupted)")
+        return data
+
+    def _read_meta(self) -> dict[str, Any]:
+        data = self._read_verified(RUN_FILE)
+        try:
+            meta = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._damaged(RUN_FILE, f"is not valid JSON ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+        if not isinstance(meta, dict):
+            raise self._damaged(RUN_FILE, f"holds a JSON {type(meta).__name__}, not an object")
+        missing = [k for k in META_KEYS if k not in meta]
+        if missing:
+            raise self._damaged(RUN_FILE, f"lacks field(s) {missing}")
+        if meta["key"] != self.path.name:
+            raise self._damaged(RUN_FILE, f"says key {meta['key']!r} but is stored under {self.path.name!r}")
+        if not isinstance(meta["metrics"], dict):
+            raise self._damaged(RUN_FILE, "'metrics' is not an object")
+        try:
+            float(meta["wall_seconds"])
+        except (TypeError, ValueError):
+            raise self._damaged(RUN_FILE, f"'wall_seconds' is {meta['wall_seconds']!r}, not a number") from None
+        return meta
+
+    def files(self) -> list[str]:
+        if self.checksums is not None:
+            return sorted(self.checksums)
+        return sorted(p.name for p in self.path.iterdir() if p.is_file() and p.name != CHECKSUM_FILE)
+
+    def verify(self) -> "Run":
+        """Check every file against its checksum and parse every table and the arrays."""
+        if self.checksums is not None:
+            for name in self.checksums:
+                self._read_verified(name)
+        for name in self.table_names():
+            self.rows(name)
+        if ARRAYS_FILE in self.files():
+            self.__dict__.pop("arrays", None)
+            _ = self.arrays
+        return self
+
     def table_names(self) -> list[str]:
-        return sorted(p.stem for p in self.path.glob("*.jsonl"))
+        return sorted(n[: -len(".jsonl")] for n in self.files() if n.endswith(".jsonl"))
 
     def rows(self, name: str = "records") -> list[dict[str, Any]]:
         """A stored table as a list of dicts."""
-        path = self.path / f"{name}.jsonl"
-        if not path.exists():
+        file = f"{name}.jsonl"
+        if name not in self.table_names():
             raise KeyError(f"run {self.key} has no table {name!r}; it has {self.table_names()}")
-        with open(path) as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        try:
+            text = self._read_verified(file).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._damaged(file, f"is not UTF-8 text ({exc})") from None
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise self._damaged(file, f"line {n} is not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise self._damaged(file, f"line {n} is a JSON {type(row).__name__}, not an object")
+            rows.append(row)
+        return rows
 
     def table(self, name: str = "records"):
         """A stored table as a pandas DataFrame."""
@@ -153,11 +333,137 @@ class Run:
 
     @cached_property
     def arrays(self) -> dict[str, np.ndarray]:
-        path = self.path / ARRAYS_FILE
-        if not path.exists():
+        if ARRAYS_FILE not in self.files():
             return {}
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        import io
+        import zipfile
+
+        data = self._read_verified(ARRAYS_FILE)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib_error()) as exc:
+            raise self._damaged(ARRAYS_FILE, f"cannot be read as .npz ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+# ---------------------------------------------------------------------------------------------
+# locks
+
+
+_HELD: dict[str, int] = {}  # lock path -> depth, for this process (flock is per open file)
+
+
+class KeyLock:
+    """An exclusive lock on one run key (``fcntl.flock`` on ``<root>/.locks/<profile>/<exp>/<key>.lock``).
+
+    The kernel releases it when the holder dies, so a killed run never leaves a stale lock.
+    Re-entrant within a process.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+        self.waited = False
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def acquire(self, wait: bool = True, on_wait=None) -> bool:
+        key = str(self.path)
+        if _HELD.get(key):
+            _HELD[key] += 1
+            return True
+        if fcntl is None:  # pragma: no cover
+            _HELD[key] = 1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = self.path.parents[2] / ".gitignore" if len(self.path.parents) > 2 else None
+        if ignore is not None and ignore.parent.name == LOCK_DIR and not ignore.exists():
+            with contextlib.suppress(OSError):
+                ignore.write_text("*\n")
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                fh.close()
+                return False
+            self.waited = True
+            if on_wait is not None:
+                on_wait(self.holder())
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        _HELD[key] = 1
+        return True
+
+    def release(self) -> None:
+        key = str(self.path)
+        depth = _HELD.get(key, 0)
+        if depth > 1:
+            _HELD[key] = depth - 1
+            return
+        _HELD.pop(key, None)
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+# ---------------------------------------------------------------------------------------------
+# the store
+
+
+_OLD = re.compile(r"^\.(?P<key>[^.]+)\.old\.\d+$")
+_STAGING = re.compile(r"^\.(?P<key>[^.]+)\.staging\.(?P<pid>\d+)\..+$")
+_LEGACY_STAGING = re.compile(r"^\.(?P<key>[^.]+)\.[a-z0-9_]{8}$")  # tempfile.mkdtemp(prefix=".KEY.")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return _sha256_bytes(data)
+
+
+def _write_checksums(folder: Path, sums: dict[str, str]) -> None:
+    text = "".join(f"{sums[name]}  {name}\n" for name in sorted(sums))
+    _write_file(folder / CHECKSUM_FILE, text.encode("ascii"))
+
+
+def _min_free_bytes() -> int:
+    value = os.environ.get(MIN_FREE_ENV, "").strip()
+    return int(float(value) * (1 << 20)) if value else MIN_FREE_BYTES
+
+
+_DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                getattr(errno, "EDQUOT", -1): "the disk quota is exceeded"}
 
 
 class Store:
@@ -169,15 +475,125 @@ class Store:
     def run_dir(self, profile: str, experiment: str, key: str) -> Path:
         return self.root / profile / experiment / key
 
+    def lock(self, profile: str, experiment: str, key: str) -> KeyLock:
+        return KeyLock(self.root / LOCK_DIR / profile / experiment / f"{key}.lock")
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    def _leftovers(self, folder: Path, key: str | None = None) -> dict[str, list[Path]]:
+        """Hidden folders of killed saves in an experiment folder, by key."""
+        found: dict[str, list[Path]] = {}
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return found
+        for entry in entries:
+            if not entry.name.startswith("."):
+                continue
+            match = _OLD.match(entry.name) or _STAGING.match(entry.name) or _LEGACY_STAGING.match(entry.name)
+            if match and (key is None or match.group("key") == key) and entry.is_dir(follow_symlinks=False):
+                found.setdefault(match.group("key"), []).append(Path(entry.path))
+        return found
+
+    @staticmethod
+    def _complete(path: Path) -> bool:
+        try:
+            Run(path).verify()
+            return True
+        except (StoreError, KeyError):
+            return False
+
+    def recover(self, profile: str, experiment: str, key: str) -> Path | None:
+        """Repair what a killed save left for ``key``; returns a complete copy's folder or None.
+
+        Under the key's lock (skipped when another process holds it, or when the store is
+        read-only): a missing run is restored from the newest complete old copy; old copies beside a
+        complete run, and staging folders (no save of this key runs), are removed. Without the lock,
+        a complete old copy is still returned (read from where it lies) so nothing is ever lost.
+        """
+        folder = self.root / profile / experiment
+        leftovers = self._leftovers(folder, key).get(key, [])
+        final = folder / key
+        if not leftovers:
+            return final if (final / RUN_FILE).exists() else None
+        olds = sorted((p for p in leftovers if _OLD.match(p.name)), key=lambda p: p.name, reverse=True)
+        lock = self.lock(profile, experiment, key)
+        try:
+            locked = lock.acquire(wait=False)
+        except OSError:
+            locked = False
+        if not locked:  # a save is running, or the store is read-only: read, do not repair
+            if (final / RUN_FILE).exists():
+                return final
+            return next((p for p in olds if self._complete(p)), None)
+        try:
+            if not (final / RUN_FILE).exists():
+                good = next((p for p in olds if self._complete(p)), None)
+                if good is not None:
+                    if final.exists():  # a folder without run.json: never a run; keep it aside
+                        os.replace(final, final.with_name(f".{key}.old.{time.time_ns()}"))
+                    os.replace(good, final)
+                    _fsync_dir(folder)
+                    print(f"result store: restored {final} from {good.name} (a replace was interrupted)",
+                          file=sys.stderr)
+            if (final / RUN_FILE).exists():
+                now = time.time()
+                for path in self._leftovers(folder, key).get(key, []):
+                    if _LEGACY_STAGING.match(path.name) and now - path.stat().st_mtime < LEGACY_STAGING_AGE_S:
+                        continue  # may belong to a save by code without locks, still running
+                    shutil.rmtree(path, ignore_errors=True)
+            else:
+                for path in self._leftovers(folder, key).get(key, []):
+                    if _STAGING.match(path.name):
+                        shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # read-only store: nothing repaired, nothing lost
+        finally:
+            lock.release()
+        if (final / RUN_FILE).exists():
+            return final
+        return next((p for p in olds if p.exists() and self._complete(p)), None)
+
+    # --- reading ------------------------------------------------------------------------------
+
     def load(self, profile: str, experiment: str, key: str) -> Run | None:
-        path = self.run_dir(profile, experiment, key)
-        return Run(path) if (path / RUN_FILE).exists() else None
+        """The stored run, or None; a damaged run raises StoreError naming the file."""
+        path = self.recover(profile, experiment, key)
+        return Run(path) if path is not None else None
 
     def runs(self, profile: str | None = None, experiment: str | None = None) -> list[Run]:
-        """Every stored run, oldest first."""
-        pattern = f"{profile or '*'}/{experiment or '*'}/*/{RUN_FILE}"
-        found = [Run(p.parent) for p in self.root.glob(pattern)]
+        """Every stored run, oldest first (hidden folders of interrupted saves are never runs)."""
+        found = []
+        for exp_dir in sorted(self.root.glob(f"{profile or '*'}/{experiment or '*'}")):
+            if exp_dir.name.startswith(".") or exp_dir.parent.name.startswith(".") or not exp_dir.is_dir():
+                continue
+            keys = {p.name for p in exp_dir.iterdir() if not p.name.startswith(".") and p.is_dir()}
+            keys |= set(self._leftovers(exp_dir))
+            for key in sorted(keys):
+                run = self.load(exp_dir.parent.name, exp_dir.name, key)
+                if run is not None:
+                    found.append(run)
         return sorted(found, key=lambda r: r.created)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def check_writable(self, profile: str, experiment: str, need_bytes: int | None = None) -> None:
+        """Fail fast, before any computation, if a run could not be saved (read-only, no space)."""
+        folder = self.root / profile / experiment
+        fix = f"make {self.root} writable, or point ANALYSIS_RESULTS_DIR at a writable folder"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = _DISK_ERRNOS.get(exc.errno, f"{exc.__class__.__name__}: {exc.strerror or exc}")
+            raise StoreError(folder, f"cannot write a run here ({reason})", fix) from None
+        need = _min_free_bytes() if need_bytes is None else need_bytes
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise StoreError(folder, f"only {free / 2**20:.0f} MiB free, at least {need / 2**20:.0f} MiB needed "
+                             "to store a run", f"free disk space, or set {MIN_FREE_ENV} lower if runs are small")
 
     def save(
         self,
@@ -196,8 +612,8 @@ class Store:
     ) -> Run:
         """Write a run atomically; an existing run with the same key is kept unless ``replace``."""
         final = self.run_dir(profile, experiment, key)
-        if (final / RUN_FILE).exists() and not replace:
-            return Run(final)
+        if not replace and (path := self.recover(profile, experiment, key)) is not None:
+            return Run(path)
         for name, rows in output.tables.items():
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"table name {name!r} must be letters, digits, '_' or '-'")
@@ -218,26 +634,102 @@ class Store:
             "env": to_jsonable(env),
             "metrics": to_jsonable(output.metrics),
         }
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        # serialise first: a bad value fails here, before anything touches the disk
+        files: dict[str, bytes] = {}
+        for name, rows in output.tables.items():
+            files[f"{name}.jsonl"] = "".join(json.dumps(to_jsonable(row), sort_keys=True) + "\n"
+                                             for row in rows).encode()
+        if output.arrays:
+            import io
+
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in output.arrays.items()})
+            files[ARRAYS_FILE] = buffer.getvalue()
+        files[RUN_FILE] = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
+        lock = self.lock(profile, experiment, key)
         try:
-            for name, rows in output.tables.items():
-                with open(staging / f"{name}.jsonl", "w") as fh:
-                    for row in rows:
-                        fh.write(json.dumps(to_jsonable(row), sort_keys=True) + "\n")
-            if output.arrays:
-                np.savez_compressed(staging / ARRAYS_FILE, **{k: np.asarray(v) for k, v in output.arrays.items()})
-            # run.json last: a folder without it is never mistaken for a finished run
-            (staging / RUN_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+            lock.acquire(wait=True, on_wait=lambda who: print(
+                f"result store: waiting for {who} to finish saving {experiment} [{profile}] {key}", file=sys.stderr))
+        except OSError as exc:
+            return self._rescue(final, files, exc)
+        try:
+            return self._install(final, key, files, replace)
+        except OSError as exc:
+            return self._rescue(final, files, exc)
+        finally:
+            lock.release()
+
+    def _install(self, final: Path, key: str, files: dict[str, bytes], replace: bool) -> Run:
+        if not replace and (final / RUN_FILE).exists():
+            return Run(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging.{os.getpid()}.", dir=final.parent))
+        try:
+            self._write_run(staging, files)
             os.chmod(staging, 0o755)
+            _fault_point("staged")
             if final.exists():
-                trash = final.with_name(f".{key}.old.{time.time_ns()}")
-                os.replace(final, trash)
+                old = final.with_name(f".{key}.old.{time.time_ns()}")
+                os.replace(final, old)
+                _fault_point("old-moved")  # the window: only the old copy exists (load() restores it)
                 os.replace(staging, final)
-                shutil.rmtree(trash, ignore_errors=True)
+                _fsync_dir(final.parent)
+                _fault_point("installed")
+                shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(staging, final)
+                _fsync_dir(final.parent)
+                _fault_point("installed")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return Run(final)
+
+    @staticmethod
+    def _write_run(folder: Path, files: dict[str, bytes]) -> None:
+        """Tables and arrays first, then run.json, then checksums.sha256 (which marks it complete)."""
+        sums = {}
+        for name, data in files.items():
+            if name not in (RUN_FILE, ARRAYS_FILE):
+                sums[name] = _write_file(folder / name, data)
+        _fault_point("staged-tables")
+        if ARRAYS_FILE in files:
+            sums[ARRAYS_FILE] = _write_file(folder / ARRAYS_FILE, files[ARRAYS_FILE])
+        _fault_point("staged-arrays")
+        sums[RUN_FILE] = _write_file(folder / RUN_FILE, files[RUN_FILE])
+        _fault_point("staged-meta")
+        _write_checksums(folder, sums)
+        _fsync_dir(folder)
+
+    def _rescue(self, final: Path, files: dict[str, bytes], exc: OSError) -> Run:
+        """A save failed on the disk: keep the computed run in the system temp folder, say where."""
+        reason = _DISK_ERRNOS.get(exc.errno, f"{exc.__class__.__name__}: {exc.strerror or exc}")
+        try:
+            rescue = Path(tempfile.mkdtemp(prefix=f"analysis-rescue-{final.parent.name}-{final.name}-"))
+            self._write_run(rescue, files)
+            kept = f"the finished run was written to {rescue}; move that folder to {final} once fixed"
+        except OSError:
+            kept = "the finished run could not be kept anywhere"
+        raise StoreError(final, f"cannot save the run ({reason}); {kept}",
+                         f"free space or make {self.root} writable (ANALYSIS_RESULTS_DIR moves it)") from None
+
+    # --- migration ----------------------------------------------------------------------------
+
+    def seal_legacy(self, profile: str | None = None) -> list[Path]:
+        """Write ``checksums.sha256`` into runs saved before checksums existed (files untouched).
+
+        Each run is parsed first (``run.json``, every table, the arrays): a damaged legacy run is
+        reported, never sealed. Returns the folders sealed.
+        """
+        sealed = []
+        for exp_dir in sorted(self.root.glob(f"{profile or '*'}/*")):
+            if exp_dir.name.startswith(".") or exp_dir.parent.name.startswith(".") or not exp_dir.is_dir():
+                continue
+            for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if (run_dir / CHECKSUM_FILE).exists() or not (run_dir / RUN_FILE).exists():
+                    continue
+                Run(run_dir).verify()
+                sums = {p.name: _hash_file(p) for p in run_dir.iterdir() if p.is_file()}
+                _write_checksums(run_dir, sums)
+                sealed.append(run_dir)
+        return sealed
