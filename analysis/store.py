@@ -66,6 +66,7 @@ RUN_FILE = "run.json"
 ARRAYS_FILE = "arrays.npz"
 CHECKSUM_FILE = "checksums.sha256"
 KEY_LENGTH = 16
+STORE_FORMAT = 2  # run.json of runs with checksums says so: their checksum file may not go missing
 LOCK_DIR = ".locks"
 META_KEYS = ("experiment", "profile", "key", "created", "wall_seconds", "config", "env", "metrics")
 MIN_FREE_BYTES = 256 << 20  # refuse to start a computation with less free space in the store
@@ -91,7 +92,8 @@ def _fault_point(point: str) -> None:
     elif action.startswith("pause:"):
         Path(action.partition(":")[2]).write_text(point)
         time.sleep(600)
-    elif action == "enospc":
+    elif action == "enospc":  # once: the rescue copy goes to another folder (another disk, typically)
+        os.environ.pop(FAULT_ENV, None)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + f" (test hook at {point})")
 
 
@@ -202,8 +204,9 @@ class Run:
     file are only parsed); problems raise :class:`StoreError` naming the file.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, key: str | None = None):
         self.path = Path(path)
+        self._expected_key = key or self.path.name  # an old copy (.KEY.old.N) still holds KEY
         self.checksums: dict[str, str] | None = self._read_checksums()
         self._verified: dict[str, tuple[int, int]] = {}
         self.meta: dict[str, Any] = self._read_meta()
@@ -273,8 +276,10 @@ class Run:
         missing = [k for k in META_KEYS if k not in meta]
         if missing:
             raise self._damaged(RUN_FILE, f"lacks field(s) {missing}")
-        if meta["key"] != self.path.name:
-            raise self._damaged(RUN_FILE, f"says key {meta['key']!r} but is stored under {self.path.name!r}")
+        if meta["key"] != self._expected_key:
+            raise self._damaged(RUN_FILE, f"says key {meta['key']!r} but is stored under {self._expected_key!r}")
+        if self.checksums is None and meta.get("store_format", 1) >= STORE_FORMAT:
+            raise self._damaged(CHECKSUM_FILE, "is missing (this run was saved with checksums)")
         if not isinstance(meta["metrics"], dict):
             raise self._damaged(RUN_FILE, "'metrics' is not an object")
         try:
@@ -496,9 +501,9 @@ class Store:
         return found
 
     @staticmethod
-    def _complete(path: Path) -> bool:
+    def _complete(path: Path, key: str) -> bool:
         try:
-            Run(path).verify()
+            Run(path, key).verify()
             return True
         except (StoreError, KeyError):
             return False
@@ -514,8 +519,8 @@ class Store:
         folder = self.root / profile / experiment
         leftovers = self._leftovers(folder, key).get(key, [])
         final = folder / key
-        if not leftovers:
-            return final if (final / RUN_FILE).exists() else None
+        if not leftovers:  # a folder with checksums but no run.json is damaged, not missing
+            return final if (final / RUN_FILE).exists() or (final / CHECKSUM_FILE).exists() else None
         olds = sorted((p for p in leftovers if _OLD.match(p.name)), key=lambda p: p.name, reverse=True)
         lock = self.lock(profile, experiment, key)
         try:
@@ -525,10 +530,10 @@ class Store:
         if not locked:  # a save is running, or the store is read-only: read, do not repair
             if (final / RUN_FILE).exists():
                 return final
-            return next((p for p in olds if self._complete(p)), None)
+            return next((p for p in olds if self._complete(p, key)), None)
         try:
             if not (final / RUN_FILE).exists():
-                good = next((p for p in olds if self._complete(p)), None)
+                good = next((p for p in olds if self._complete(p, key)), None)
                 if good is not None:
                     if final.exists():  # a folder without run.json: never a run; keep it aside
                         os.replace(final, final.with_name(f".{key}.old.{time.time_ns()}"))
@@ -552,14 +557,15 @@ class Store:
             lock.release()
         if (final / RUN_FILE).exists():
             return final
-        return next((p for p in olds if p.exists() and self._complete(p)), None)
+        good = next((p for p in olds if p.exists() and self._complete(p, key)), None)
+        return good if good is not None or not (final / CHECKSUM_FILE).exists() else final
 
     # --- reading ------------------------------------------------------------------------------
 
     def load(self, profile: str, experiment: str, key: str) -> Run | None:
         """The stored run, or None; a damaged run raises StoreError naming the file."""
         path = self.recover(profile, experiment, key)
-        return Run(path) if path is not None else None
+        return Run(path, key) if path is not None else None
 
     def runs(self, profile: str | None = None, experiment: str | None = None) -> list[Run]:
         """Every stored run, oldest first (hidden folders of interrupted saves are never runs)."""
@@ -633,6 +639,7 @@ class Store:
             "config": to_jsonable(config),
             "env": to_jsonable(env),
             "metrics": to_jsonable(output.metrics),
+            "store_format": STORE_FORMAT,
         }
         # serialise first: a bad value fails here, before anything touches the disk
         files: dict[str, bytes] = {}
