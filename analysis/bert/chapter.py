@@ -38,10 +38,11 @@ def counts_table(stats_run) -> pd.DataFrame:
 def lengths_table(stats_run) -> pd.DataFrame:
     df = stats_run.table("lengths")
     df = df[df["class"] == "all"].drop(columns=["class"])
-    return df.rename(columns={"split": "Split", "n": "Texts", "words_mean": "Words (mean)", "chars_mean": "Characters (mean)",
-                              "tokens_mean": "Tokens (mean)", "tokens_median": "Tokens (median)",
-                              "tokens_p95": "Tokens (95th pct.)", "tokens_max": "Tokens (max)",
-                              "over_max_length": "Over 128 tokens"})
+    max_length = stats_run.config["max_length"]
+    cols = {"split": "Split", "n": "Texts", "words_mean": "Words, mean", "chars_mean": "Chars, mean",
+            "tokens_mean": "Tokens, mean", "tokens_median": "Tokens, median", "tokens_p95": "Tokens, p95",
+            "tokens_max": "Tokens, max", "over_max_length": f"Over {max_length}"}
+    return df[[c for c in cols if c in df.columns]].rename(columns=cols)
 
 
 def examples_table(stats_run, max_chars: int = 160) -> pd.DataFrame:
@@ -65,19 +66,19 @@ def curve_table(ft_run) -> pd.DataFrame:
 def chosen_table(att_run) -> pd.DataFrame:
     rows = att_run.table("chosen")
     return pd.DataFrame({
-        "#": range(1, len(rows) + 1), "Role": rows["role"], "True": rows["label"].map(lambda i: LABELS[i]),
-        "Fine-tuned predicts": rows["pred"].map(lambda i: LABELS[i]), "Tokens": rows["tokens"].map(len),
-        "JS last layer (bit)": rows["js_last"], "Text": rows["text"],
+        "#": range(1, len(rows) + 1), "True": rows["label"].map(lambda i: LABELS[i]),
+        "Predicted": rows["pred"].map(lambda i: LABELS[i]), "Tokens": rows["tokens"].map(len),
+        "JS (bit)": rows["js_last"], "Text": rows["text"],
     })
 
 
 def layer_table(att_run) -> pd.DataFrame:
     """Per layer (mean over heads and sentences): JS, and mass/entropy before -> after."""
     a = att_run.arrays
-    out = {"Layer": range(1, a["stat_js"].shape[0] + 1), "JS (bit)": a["stat_js"].mean(1)}
-    for key, name in (("cls", "[CLS] mass"), ("sep", "[SEP] mass"), ("punct", "punct. mass"), ("entropy", "entropy (bit)")):
+    out = {"Layer": range(1, a["stat_js"].shape[0] + 1), "JS": a["stat_js"].mean(1)}
+    for key, name in (("cls", "[CLS]"), ("sep", "[SEP]"), ("punct", "punct."), ("entropy", "H")):
         out[f"{name} pre"] = a[f"stat_{key}_pre"].mean(1)
-        out[f"{name} fine-tuned"] = a[f"stat_{key}_ft"].mean(1)
+        out[f"{name} ft"] = a[f"stat_{key}_ft"].mean(1)
     return pd.DataFrame(out)
 
 
@@ -89,20 +90,20 @@ def top_heads(att_run, n: int = 5) -> pd.DataFrame:
     rows = []
     for f in flat:
         l, h = divmod(int(f), js.shape[1])
-        rows.append({"Layer": l + 1, "Head": h + 1, "JS (bit)": js[l, h],
-                     "[CLS] pre": a["stat_cls_pre"][l, h], "[CLS] fine-tuned": a["stat_cls_ft"][l, h],
-                     "[SEP] pre": a["stat_sep_pre"][l, h], "[SEP] fine-tuned": a["stat_sep_ft"][l, h],
-                     "entropy pre": a["stat_entropy_pre"][l, h], "entropy fine-tuned": a["stat_entropy_ft"][l, h]})
+        rows.append({"Layer": l + 1, "Head": h + 1, "JS": js[l, h],
+                     "[CLS] pre": a["stat_cls_pre"][l, h], "[CLS] ft": a["stat_cls_ft"][l, h],
+                     "[SEP] pre": a["stat_sep_pre"][l, h], "[SEP] ft": a["stat_sep_ft"][l, h],
+                     "H pre": a["stat_entropy_pre"][l, h], "H ft": a["stat_entropy_ft"][l, h]})
     return pd.DataFrame(rows)
 
 
 def fewshot_table(fs_run) -> pd.DataFrame:
     m = fs_run.metrics
     return pd.DataFrame([
-        {"Method": f"{m['k']}-shot {model_title(fs_run.config['model'])}, label log-likelihood",
+        {"Method": f"{m['k']}-shot {model_short(fs_run.config['model'])}, label log-likelihood",
          "Accuracy": m["accuracy_raw"], "Macro-F1": m["macro_f1_raw"]},
         {"Method": "same, contextual calibration", "Accuracy": m["accuracy_calibrated"], "Macro-F1": m["macro_f1_calibrated"]},
-        {"Method": f"fine-tuned {model_title(fs_run.config['finetune']['model'])}", "Accuracy": m["accuracy_encoder_same_items"],
+        {"Method": f"fine-tuned {model_short(fs_run.config['finetune']['model'])}", "Accuracy": m["accuracy_encoder_same_items"],
          "Macro-F1": float("nan")},
     ])
 
@@ -186,7 +187,11 @@ def bench_sentence() -> str:
     if b is None:
         return "The throughput benchmark (bench/bench_bert.py) has not been run on this machine."
     s, p = b["variants"]["snippet"], b["variants"]["project"]
-    return (f"bench/bench_bert.py trained {b['model']} on {b['device']} with both settings for "
+    try:
+        bench_model = model_short(b["model"])
+    except Exception:  # a model name the registry does not know: print it as stored
+        bench_model = b["model"]
+    return (f"bench/bench_bert.py trained {bench_model} on {b['device']} with both settings for "
             f"{s['samples']} samples each: the snippet's settings (batch {s['batch_size']}, {s['precision']}) fed "
             f"{s['tokens_per_sample']:.0f} tokens per sample of which {s['padding_share']:.0%} padding and ran at "
             f"{s['samples_per_s']:.1f} samples/s; this chapter's (batch {p['batch_size']}, {p['precision']}, dynamic "
@@ -200,9 +205,116 @@ def published_comparison(ft_run) -> str:
     share = m["n_train"] / 120_000
     if cfg["model"] == "bert_base_uncased":
         return (f"This run uses the same model with {share:.0%} of the 120,000 training rows for "
-                f"{cfg['epochs']:g} epoch(s), so the published figure is the yardstick it should meet.")
+                f"{epochs_text(cfg['epochs'])}, so the published figure is the yardstick it should meet.")
     return (f"The gap has two causes that this run cannot separate: a smaller model "
-            f"({model_title(cfg['model'])}, {m['n_params'] / 1e6:.1f}M parameters against bert-base's 110M, "
+            f"({model_short(cfg['model'])}, {m['n_params'] / 1e6:.1f}M parameters against bert-base's 110M, "
             f"pre-trained as a sentence-embedding model rather than a masked-language model) and "
-            f"{m['n_train']:,} training rows ({share:.1%} of the 120,000) for {cfg['epochs']:g} epoch(s). "
+            f"{m['n_train']:,} training rows ({share:.1%} of the 120,000) for {epochs_text(cfg['epochs'])}. "
             f"The full profile measures bert-base-uncased with the same code.")
+
+
+# ---- prose that must stay true under every profile (offline, full, smoke) -------------------------
+
+FULL_TRAIN_ROWS = 120_000  # AG News's official training split (Zhang et al. 2015), a property of the data set
+CITATION = {"minilm_l6": "@wang2020minilm; @reimers2019sbert", "bert_base_uncased": "@devlin2019bert",
+            "smollm2_135m": "@allal2025smollm2", "gpt2": "@radford2019gpt2"}
+
+
+def model_short(name: str) -> str:
+    """The registry title without its description: 'all-MiniLM-L6-v2', 'bert-base-uncased', 'GPT-2'."""
+    return model_title(name).split(" (")[0]
+
+
+def epochs_text(epochs: float) -> str:
+    """1.0 -> '1 epoch', 2.0 -> '2 epochs', 0.5 -> '0.5 epochs'."""
+    e = float(epochs)
+    return f"{e:g} epoch" + ("" if e == 1 else "s")
+
+
+def precision_text(ft_run) -> str:
+    """Which precision the run trained in, from its recorded flags: 'bf16 autocast', 'fp16 ...', 'fp32'."""
+    m = ft_run.metrics
+    if m.get("bf16"):
+        return "bf16 autocast"
+    if m.get("fp16"):
+        return "fp16 autocast with loss scaling"
+    return "fp32 (no autocast)"
+
+
+def setup_text(ft_run) -> str:
+    """What produced the chapter's numbers: encoder, data size, device, and how it differs from the assignment.
+
+    Markdown (bold, citations): print it from an ``output: asis`` cell, not an inline expression."""
+    cfg, m = ft_run.config, ft_run.metrics
+    name = model_short(cfg["model"])
+    base = (f"**What produced the numbers below.** Profile `{ft_run.profile}`: the encoder is **{name}** [{CITATION.get(cfg['model'], '')}] with "
+            f"{m['n_params']:,} parameters, fine-tuned on {m['n_train']:,} training rows (with "
+            f"{m['n_validation']:,} more held out for validation) for {epochs_text(cfg['epochs'])} on "
+            f"{ft_run.env.get('device', m['device'])}, in {precision_text(ft_run)}, and tested on "
+            f"{m['n_test']:,} rows of the official test split.")
+    if cfg["model"] == "bert_base_uncased":
+        extra = " This is the assignment's model."
+    else:
+        extra = (f" It stands in for the assignment's bert-base-uncased, whose weights the `{ft_run.profile}` "
+                 f"profile cannot download: a smaller BERT ({m['n_params'] / 1e6:.1f}M parameters against 110M) "
+                 "with exactly bert-base-uncased's WordPiece vocabulary. Every number below that a reader could "
+                 f"take for BERT's is {name}'s; the `full` profile runs bert-base-uncased through the same code.")
+    if m["n_train"] < FULL_TRAIN_ROWS and cfg.get("source") != "hub":
+        extra += (f" The {m['n_train'] + m['n_validation']:,} training-file rows are those available offline, "
+                  f"{(m['n_train'] + m['n_validation']) / FULL_TRAIN_ROWS:.1%} of AG News's {FULL_TRAIN_ROWS:,}.")
+    if ft_run.profile == "smoke":
+        extra += " The `smoke` profile runs every cell on a handful of rows: its numbers mean nothing."
+    return base + extra
+
+
+def fewshot_model_text(fs_run) -> str:
+    """The few-shot model with its citation, and whether it is the assignment's GPT-2."""
+    name = fs_run.config["model"]
+    cite = CITATION.get(name, "")
+    if name == "gpt2":
+        return f"GPT-2 [{cite}], the assignment's model,"
+    return (f"{model_short(name)} [{cite}], standing in for the assignment's GPT-2 [@radford2019gpt2] under the "
+            f"`{fs_run.profile}` profile (the `full` profile runs GPT-2),")
+
+
+def cls_targets(att_run, k: int = 3) -> list[dict]:
+    """Per chosen sentence, the ``k`` tokens the last layer's [CLS] row attends to most (mean over heads),
+    before and after fine-tuning, and the tokens whose [CLS] attention rose most. Read from the stored maps."""
+    import numpy as np
+
+    out = []
+    for i, row in enumerate(att_run.rows("chosen")):
+        n = len(row["tokens"])
+        pre = np.asarray(att_run.arrays["chosen_pre_last"][i])[:, 0, :n].mean(0)
+        ft = np.asarray(att_run.arrays["chosen_ft_last"][i])[:, 0, :n].mean(0)
+        toks = list(row["tokens"])
+        top = lambda v: [toks[j] for j in np.argsort(v)[::-1][:k]]  # noqa: E731
+        out.append({"i": i + 1, "pre": top(pre), "ft": top(ft), "rose": top(ft - pre),
+                    "special_pre": float(pre[[j for j, t in enumerate(toks) if t in ("[CLS]", "[SEP]")]].sum()),
+                    "special_ft": float(ft[[j for j, t in enumerate(toks) if t in ("[CLS]", "[SEP]")]].sum())})
+    return out
+
+
+def cls_table(att_run, k: int = 3) -> pd.DataFrame:
+    """Where [CLS] looks in the last layer (head average), per chosen sentence, before and after."""
+    rows = cls_targets(att_run, k)
+    return pd.DataFrame({
+        "#": [r["i"] for r in rows],
+        "pre-trained: top tokens": [", ".join(r["pre"]) for r in rows],
+        "fine-tuned: top tokens": [", ".join(r["ft"]) for r in rows],
+        "largest rise": [", ".join(r["rose"]) for r in rows],
+        "[CLS]+[SEP] pre": [r["special_pre"] for r in rows],
+        "[CLS]+[SEP] ft": [r["special_ft"] for r in rows],
+    })
+
+
+def cls_sentence(att_run) -> str:
+    """What the [CLS]-row table shows, counted from it (a sentence for the chapter)."""
+    rows = cls_targets(att_run)
+    fell = sum(r["special_ft"] < r["special_pre"] for r in rows)
+    m = att_run.metrics
+    return (f"in {fell} of the {len(rows)} chosen sentences the [CLS] row's mass on [CLS] and [SEP] fell "
+            f"after fine-tuning, and the tokens it attends to most are then mostly words of the headline; over the "
+            f"{m['n_sentences']} sampled sentences the last layer's mass on punctuation "
+            f"{change(m['punct_pre_last'], m['punct_ft_last'])}, so the attention that left the special tokens "
+            "did not go to punctuation")

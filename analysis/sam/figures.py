@@ -9,6 +9,32 @@ from . import prompts as P
 PRED_COLOR = (0.95, 0.25, 0.2)
 GT_COLOR = "#2bd92b"
 
+# Printed size: the PDF's text is about 16 cm (6.3 in) wide and figures are not scaled up, so a figure
+# at most WIDTH inches wide prints at its own size and every font size below is its printed size.
+WIDTH = 6.3
+RC = {"font.size": 8, "axes.titlesize": 7.5, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+      "legend.fontsize": 7, "figure.titlesize": 8}
+# Short strategy names for panel titles (the tables use the registry's full labels).
+SHORT = {"point_larger": "1 point, larger lung", "point_per_lung": "1 point per lung",
+         "points3_neg": "3 points/lung + neg.", "box_per_lung": "1 box per lung", "box_both": "1 box, both lungs",
+         "box_point_per_lung": "box + point per lung", "atlas_point_per_lung": "atlas point/lung",
+         "atlas_box_per_lung": "atlas box per lung", "atlas_box_both": "atlas box, both"}
+
+
+def _short(strategy: str) -> str:
+    return SHORT.get(strategy, P.STRATEGIES[strategy].label)
+
+
+def _house(fn):
+    """Draw with the book's font sizes (>= 7 pt at print size)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _plt().rc_context(RC):
+            return fn(*args, **kwargs)
+    return wrapper
+
 
 def _plt():
     import matplotlib.pyplot as plt  # backend chosen by the environment (inline in a kernel, Agg headless)
@@ -61,6 +87,7 @@ def _strategies(run) -> list[str]:
     return [str(s) for s in run.arrays["strategies"]]
 
 
+@_house
 def overlay(run, role: str = "example", strategy: str | None = None):
     """2.1: image, prompt and predicted mask (with the ground-truth outline) for one image."""
     plt = _plt()
@@ -69,11 +96,11 @@ def overlay(run, role: str = "example", strategy: str | None = None):
     a = run.arrays
     s = _strategies(run).index(strategy)
     img, gt, pred = a["ex_images"][ex["slot"]], a["ex_gt"][ex["slot"]], a["ex_pred"][ex["slot"], s]
-    fig, axes = _subplots(1, 3, figsize=(9, 3.3))
+    fig, axes = _subplots(1, 3, figsize=(WIDTH, 2.6))
     for ax in axes:
         ax.imshow(img, cmap="gray", vmin=0, vmax=255); _blank(ax)
     axes[0].set_title("input (uint8 RGB)")
-    show_prompts(axes[1], _prompt_rows(run, ex["slot"], strategy)); axes[1].set_title(f"prompt: {P.STRATEGIES[strategy].label}")
+    show_prompts(axes[1], _prompt_rows(run, ex["slot"], strategy)); axes[1].set_title(f"prompt: {_short(strategy)}")
     show_mask(axes[2], pred); show_contour(axes[2], gt); show_prompts(axes[2], _prompt_rows(run, ex["slot"], strategy))
     from .metrics import f1_score_mask
     axes[2].set_title(f"prediction (red), truth (green)\nF1 = {f1_score_mask(pred, gt):.3f}")
@@ -81,6 +108,7 @@ def overlay(run, role: str = "example", strategy: str | None = None):
     return fig
 
 
+@_house
 def examples_grid(run, roles=("typical", "worst"), strategies=None):
     """2.2: rows = selected images, columns = strategies (prediction red, truth green, prompts drawn)."""
     plt = _plt()
@@ -92,20 +120,22 @@ def examples_grid(run, roles=("typical", "worst"), strategies=None):
     if not exs:
         fig, ax = _subplots(figsize=(4, 1)); ax.axis("off"); ax.text(0, 0.5, "no examples in this run"); return fig
     a = run.arrays
-    fig, axes = _subplots(len(exs), len(strategies), figsize=(2.3 * len(strategies), 2.5 * len(exs)), squeeze=False)
+    side = (WIDTH - 0.3) / len(strategies)
+    fig, axes = _subplots(len(exs), len(strategies), figsize=(WIDTH, (side + 0.35) * len(exs)), squeeze=False)
     for i, ex in enumerate(exs):
         for j, s in enumerate(strategies):
             ax = axes[i, j]
             gt, pred = a["ex_gt"][ex["slot"]], a["ex_pred"][ex["slot"], names.index(s)]
             ax.imshow(a["ex_images"][ex["slot"]], cmap="gray", vmin=0, vmax=255)
             show_mask(ax, pred); show_contour(ax, gt); show_prompts(ax, _prompt_rows(run, ex["slot"], s)); _blank(ax)
-            ax.set_title(f"{P.STRATEGIES[s].label}\nF1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
+            ax.set_title(f"{_short(s)}\nF1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(f"{ex['role']}: {ex['name']}\n({ex['source']}, {'TB' if ex['tb'] == 1 else 'normal' if ex['tb'] == 0 else '?'})", fontsize=7)
+                ax.set_ylabel(f"{ex['role']}: {ex['name']}", fontsize=7)
     fig.tight_layout()
     return fig
 
 
+@_house
 def gallery(run):
     """Failure gallery: the worst images of the gallery strategies."""
     plt = _plt()
@@ -115,9 +145,9 @@ def gallery(run):
     exs = [r for r in run.rows("examples") if r["role"].startswith("gallery:")]
     if not exs:
         fig, ax = _subplots(figsize=(4, 1)); ax.axis("off"); ax.text(0, 0.5, "no gallery in this run"); return fig
-    cols = 4
+    cols = 3
     rows = int(np.ceil(len(exs) / cols))
-    fig, axes = _subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(WIDTH * 0.8, (WIDTH * 0.8 / cols + 0.35) * rows), squeeze=False)
     a = run.arrays
     for ax in axes.flat:
         ax.axis("off")
@@ -126,15 +156,16 @@ def gallery(run):
         gt, pred = a["ex_gt"][ex["slot"]], a["ex_pred"][ex["slot"], names.index(s)]
         ax.imshow(a["ex_images"][ex["slot"]], cmap="gray", vmin=0, vmax=255)
         show_mask(ax, pred); show_contour(ax, gt); show_prompts(ax, _prompt_rows(run, ex["slot"], s))
-        ax.set_title(f"{P.STRATEGIES[s].label}\n{ex['name']} F1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
+        ax.set_title(f"{_short(s)}\n{ex['name']}, F1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
     fig.tight_layout()
     return fig
 
 
+@_house
 def robustness(curves_df):
     """F1 vs box jitter and vs points per lung: mean with 95% bootstrap band (from chapter.curve_summary)."""
     plt = _plt()
-    fig, axes = _subplots(1, 2, figsize=(9, 3.3))
+    fig, axes = _subplots(1, 2, figsize=(WIDTH, 2.6))
     for ax, (curve, xlabel) in zip(axes, [("jitter", "box jitter (fraction of box size)"),
                                           ("points", "positive points per lung (+1 negative)")]):
         d = curves_df[curves_df["curve"] == curve].sort_values("level")
@@ -146,12 +177,13 @@ def robustness(curves_df):
     return fig
 
 
+@_house
 def atlas(run):
     """The train-split atlas (mean mask) and the ground-truth-free prompts placed from it."""
     plt = _plt()
     prob = run.arrays["atlas_prob"].astype(np.float32)
     mask = prob > 0.5
-    fig, axes = _subplots(1, 2, figsize=(6.5, 3.3))
+    fig, axes = _subplots(1, 2, figsize=(5.2, 2.6))
     im = axes[0].imshow(prob, cmap="magma", vmin=0, vmax=1); _blank(axes[0]); axes[0].set_title("atlas: mean train mask")
     fig.colorbar(im, ax=axes[0], fraction=0.046)
     axes[1].imshow(prob, cmap="gray", vmin=0, vmax=1); _blank(axes[1]); axes[1].set_title("atlas prompts (boxes, points)")
@@ -167,6 +199,7 @@ def atlas(run):
     return fig
 
 
+@_house
 def demo(auto_run):
     """Part 1.2: the web demo's three modes reproduced in code; one row per mode, one column per image."""
     plt = _plt()
@@ -175,7 +208,8 @@ def demo(auto_run):
     a = auto_run.arrays
     rows = auto_run.rows("demo")
     n = len(rows)
-    fig, axes = _subplots(3, n, figsize=(2.9 * n, 8.4), squeeze=False)
+    side = min(2.0, (WIDTH - 0.4) / max(n, 1))
+    fig, axes = _subplots(3, n, figsize=(side * n + 0.4, 3 * (side + 0.35)), squeeze=False)
     rng = np.random.default_rng(0)
     colors = np.vstack([[0, 0, 0, 0], np.c_[rng.uniform(0.2, 1, (255, 3)), np.full(255, 0.55)]])
     cmap = ListedColormap(colors)
@@ -190,25 +224,26 @@ def demo(auto_run):
         show_prompts(axes[1, j], [{"box": r["box"]}] if r["box"] else [])
         axes[2, j].imshow(a["demo_auto"][j], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         tb = {1: "TB", 0: "normal"}.get(r["tb"], "?")
-        axes[0, j].set_title(f"{r['name']} ({r['source']}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=8)
-        axes[1, j].set_title(f"box: F1 {r['f1_box']:.2f}", fontsize=8)
-        axes[2, j].set_title(f"automatic: {r['n_auto_masks']} masks", fontsize=8)
+        axes[0, j].set_title(f"{r['name']} ({r['source']}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=7)
+        axes[1, j].set_title(f"box: F1 {r['f1_box']:.2f}", fontsize=7)
+        axes[2, j].set_title(f"automatic: {r['n_auto_masks']} masks", fontsize=7)
     for i, mode in enumerate(("point", "box", "automatic")):
         axes[i, 0].set_ylabel(mode)
     fig.tight_layout()
     return fig
 
 
+@_house
 def screenshots(paths):
     """The group's own web-demo screenshots, in a grid (paths sorted)."""
     plt = _plt()
     n = len(paths)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = _subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(WIDTH, WIDTH / cols * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, p in zip(axes.flat, paths):
-        ax.imshow(plt.imread(p)); ax.set_title(p.stem, fontsize=8)
+        ax.imshow(plt.imread(p)); ax.set_title(p.stem, fontsize=7)
     fig.tight_layout()
     return fig
