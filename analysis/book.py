@@ -5,7 +5,10 @@ checks what a render depends on: every ``.qmd`` listed in ``_quarto.yml`` has it
 inline ``{python}`` expressions executed in order in one Jupyter kernel (as Quarto does, one kernel
 per document, working directory = the document's folder) under the ``smoke`` profile; ``fig-``
 cells must produce an image and ``tbl-`` cells an output; every ``@fig-``/``@tbl-``/``@sec-``
-reference must have a target and every citation key must be in the bibliography.
+reference must have a target and every citation key must be in the bibliography. The text the
+cells print is held to the same rules as a rendered book (``text_problems``): no raw Python
+reprs, no tracebacks, no unresolved references; ``rendered_problems`` applies them, plus checks of
+headings, images and page count, to Quarto's output (tests/test_render.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ CITE_RE = re.compile(r"(?<![\w@`])-?@([A-Za-z0-9_][A-Za-z0-9_:.#$%&+?<>~/-]*[A-Z
 BIB_KEY_RE = re.compile(r"@\w+\s*\{\s*([^,\s]+)\s*,")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 CROSSREF_PREFIXES = ("sec-", "fig-", "tbl-", "eq-", "lst-")
+
+# What must never reach a reader (rendered text or a cell's printed output):
+TEXT_RULES: tuple[tuple[str, re.Pattern], ...] = (
+    ("raw numpy repr", re.compile(r"\bnp\.(?:u?int|float|bool|str)\w*\(")),
+    ("raw NaN", re.compile(r"(?<![\w-])(?:nan|NaN|<NA>)(?![\w-])")),
+    # "None of them ..." is English; a None before punctuation, a digit or the end is a repr
+    ("raw None", re.compile(r"(?<![\w`'\"])None(?![\w`'\"])(?!\s+[a-z])")),
+    ("traceback", re.compile(r"Traceback \(most recent call last\)")),
+    ("unresolved reference", re.compile(r"\?@(?:sec|fig|tbl|eq|lst)-[\w-]+|\?\?")),
+)
+# A heading whose typed number Quarto numbers again: "1.1 1.1 Should we ..."
+DOUBLED_NUMBER_RE = re.compile(r"(?m)^\s*(\d+(?:\.\d+)+)\.?\s+\1\.?\s+\S")
 
 
 @dataclasses.dataclass
@@ -159,6 +174,13 @@ def execute(doc: Document, profile: str = "smoke", timeout: int = 1800):
     return nb
 
 
+def _cell_name(cell) -> str:
+    meta = cell.metadata.get("quarto", {})
+    if meta.get("inline"):
+        return f"inline `{cell.source.removeprefix('print(').removesuffix(')')}`"
+    return f"cell {meta.get('label') or repr(cell.source.splitlines()[0][:50] if cell.source else '')}"
+
+
 def output_problems(nb) -> list[str]:
     """Figure cells without an image, table cells without output, stray errors."""
     problems = []
@@ -176,6 +198,95 @@ def output_problems(nb) -> list[str]:
             text = "".join(o.get("text", "") for o in outputs).strip()
             if not text:
                 problems.append(f"inline `{cell.source}` printed nothing")
+    return problems
+
+
+def text_problems(text: str, where: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """Reader-visible text that breaks a rule of ``TEXT_RULES`` (with a snippet of context);
+    ``skip`` names rules not to apply."""
+    problems = []
+    for name, rule in TEXT_RULES:
+        if name in skip:
+            continue
+        for match in rule.finditer(text):
+            start, end = max(0, match.start() - 40), min(len(text), match.end() + 40)
+            snippet = " ".join(text[start:end].split())
+            problems.append(f"{where}: {name}: ...{snippet}...")
+    for match in DOUBLED_NUMBER_RE.finditer(text):
+        problems.append(f"{where}: doubled section number {match.group(1)!r}: {match.group(0).strip()[:60]}")
+    return problems
+
+
+def _output_text(cell) -> str:
+    """What a cell shows a reader: printed text, markdown and plain-text results (not images)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            parts.append(out.get("text", ""))
+        data = out.get("data", {})
+        for mime in ("text/markdown", "text/html"):
+            if mime in data:
+                parts.append(data[mime] if isinstance(data[mime], str) else "".join(data[mime]))
+                break
+        else:
+            if "text/plain" in data and not set(data) & {"image/png", "image/svg+xml", "image/jpeg"}:
+                parts.append(data["text/plain"] if isinstance(data["text/plain"], str) else "".join(data["text/plain"]))
+    return "".join(parts)
+
+
+def _html_text(html_source: str) -> str:
+    """Visible text of an HTML page (scripts, styles and the search index left out)."""
+    import html as html_lib
+
+    body = re.sub(r"(?is)<(script|style|noscript|pre)\b.*?</\1>", " ", html_source)  # <pre>: code listings
+    body = re.sub(r"(?s)<!--.*?-->", " ", body)
+    body = re.sub(r"(?i)<br\s*/?>|</(p|div|li|tr|h\d|td|th|pre|table)>", "\n", body)
+    body = re.sub(r"<[^>]+>", " ", body)
+    return html_lib.unescape(body)
+
+
+def rendered_problems(out_dir: Path, docs: list[Path], pages: tuple[int, int] = (25, 90),
+                      root: Path = PROJECT_ROOT) -> list[str]:
+    """Problems of a rendered book in ``out_dir`` (``_book/``), each naming the file or PDF page:
+    every document's HTML page exists; no HTML page or PDF page breaks ``text_problems`` or has a
+    doubled heading number; every image an HTML page references exists; one PDF with a page count
+    in ``pages``. Code listings are left out of the HTML check; the PDF's text cannot tell code
+    from prose, so there the raw-None rule (Python code says None) is not applied."""
+    from pypdf import PdfReader
+
+    out_dir = Path(out_dir)
+    problems = []
+    for doc in docs:
+        rel = Path(doc).relative_to(root)
+        page = out_dir / rel.with_suffix(".html")
+        if not page.exists():
+            problems.append(f"{page.relative_to(out_dir)}: missing (no HTML for {rel})")
+    for page in sorted(out_dir.rglob("*.html")):
+        if "site_libs" in page.parts:
+            continue
+        source = page.read_text(errors="replace")
+        where = str(page.relative_to(out_dir))
+        problems += text_problems(_html_text(source), where)
+        for tag in re.findall(r"(?is)<h[1-4]\b[^>]*>.*?</h[1-4]>", source):
+            heading = " ".join(_html_text(tag).split())
+            if DOUBLED_NUMBER_RE.search(heading):
+                problems.append(f"{where}: doubled section number in heading {heading[:60]!r}")
+        for src in re.findall(r"""<img\b[^>]*?\ssrc=["']([^"']+)["']""", source):
+            if src.startswith(("data:", "http:", "https:", "//")):
+                continue
+            target = (page.parent / src.split("#")[0].split("?")[0]).resolve()
+            if not target.exists():
+                problems.append(f"{where}: image {src} does not exist")
+    pdfs = sorted(out_dir.glob("*.pdf"))
+    if len(pdfs) != 1:
+        problems.append(f"{out_dir}: expected one PDF, found {[p.name for p in pdfs]}")
+    for pdf in pdfs:
+        reader = PdfReader(pdf)
+        n = len(reader.pages)
+        if not pages[0] <= n <= pages[1]:
+            problems.append(f"{pdf.name}: {n} pages, expected {pages[0]}-{pages[1]}")
+        for number, pdf_page in enumerate(reader.pages, start=1):
+            problems += text_problems(pdf_page.extract_text() or "", f"{pdf.name} page {number}", skip=("raw None",))
     return problems
 
 
@@ -217,6 +328,7 @@ def check_book(files: list[str] | None = None, profile: str = "smoke", timeout: 
         try:
             nb = execute(doc, profile, timeout)
             issues = output_problems(nb)
+            issues += [p for c in nb.cells for p in text_problems(_output_text(c), _cell_name(c))]
         except Exception as exc:  # the cell error, with its traceback, is in the message
             message = ANSI_RE.sub("", str(exc)).strip().splitlines()
             nb, issues = None, ["execution failed:", *message[-40:]]

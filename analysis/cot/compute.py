@@ -29,6 +29,11 @@ def seeded_subset(ids: list[str], n: int, seed: int) -> set[str]:
     return {ids[i] for i in rng.permutation(len(ids))[:n]}
 
 
+def _direct_prefix(family: str) -> str:
+    """The begun assistant turn of the baseline (chat models); seq2seq models get none."""
+    return "" if family == "seq2seq" else prompts.DIRECT_ASSISTANT_PREFIX
+
+
 def compute(config: CotConfig) -> Output:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -41,7 +46,7 @@ def compute(config: CotConfig) -> Output:
         torch.set_num_threads(max(1, config.torch_threads))
     sample = sample_questions(config.n_questions, config.seed, config.split, config.source)
     questions = sample.questions
-    lm = LM(config.model, device=config.device)
+    lm = LM(config.model, device=config.device, dtype=config.dtype)
     family = lm.family
     settings = {"dtype": lm.dtype_name()}
     timings["sample_s"] = time.perf_counter() - t0
@@ -49,12 +54,8 @@ def compute(config: CotConfig) -> Output:
     tok = lm.tokenizer
     direct_user = [prompts.direct_prompt(q) for q in questions]
     cot_user = [prompts.cot_prompt(q) for q in questions]
-    if family == "seq2seq":
-        direct_in = [prompts.render(tok, u, family) for u in direct_user]
-        direct_prefix = ""
-    else:
-        direct_in = [prompts.render(tok, u, family, prompts.DIRECT_ASSISTANT_PREFIX) for u in direct_user]
-        direct_prefix = ""
+    direct_in = [prompts.render(tok, u, family, _direct_prefix(family)) for u in direct_user]
+    direct_prefix = ""  # seq2seq decoder prefix: none, the first decoded token is scored
     cot_in = [prompts.render(tok, u, family) for u in cot_user]
 
     # Work in waves of the sample's order (direct, then CoT, for each wave): whatever is cached
@@ -184,10 +185,10 @@ def compute(config: CotConfig) -> Output:
     }
     example = questions[0]
     prompt_rows = [
-        {"variant": "direct (recorded)", "text": direct_user[0]},
-        {"variant": "direct (model input)", "text": direct_in[0]},
-        {"variant": "CoT (recorded)", "text": cot_user[0]},
-        {"variant": "CoT (model input)", "text": cot_in[0]},
+        {"variant": "direct (recorded)", "system": direct_user[0].system, "text": direct_user[0].user},
+        {"variant": "direct (model input)", "system": None, "text": direct_in[0]},
+        {"variant": "CoT (recorded)", "system": cot_user[0].system, "text": cot_user[0].user},
+        {"variant": "CoT (model input)", "system": None, "text": cot_in[0]},
     ]
     by_subject = accuracy_by(records, "subject")
     by_group = accuracy_by(records, "group")
@@ -209,7 +210,7 @@ def cached_prefix(config: CotConfig) -> int:
     from .generate import STOP_RULE, _probe_key, cache_key, default_cache
 
     questions = sample_questions(config.n_questions, config.seed, config.split, config.source).questions
-    lm = LM(config.model, device=config.device)
+    lm = LM(config.model, device=config.device, dtype=config.dtype)
     tok, family = lm.tokenizer, lm.family
     settings = {"dtype": lm.dtype_name()}
     direct_cache, gen_cache, probe_cache = default_cache("direct"), default_cache("generations"), default_cache("probe")
@@ -218,8 +219,7 @@ def cached_prefix(config: CotConfig) -> int:
                   "stop": STOP_RULE}
     n = 0
     for q in questions:
-        d_in = prompts.render(tok, prompts.direct_prompt(q), family,
-                              "" if family == "seq2seq" else prompts.DIRECT_ASSISTANT_PREFIX)
+        d_in = prompts.render(tok, prompts.direct_prompt(q), family, _direct_prefix(family))
         c_in = prompts.render(tok, prompts.cot_prompt(q), family)
         gen = gen_cache.get(cache_key(lm.name, c_in, g_settings))
         if direct_cache.get(cache_key(lm.name, d_in, d_settings)) is None or gen is None:

@@ -20,6 +20,9 @@ class CotConfig:
     n_qualitative: int = 20  # examples shown per flip category (seeded)
     n_boot: int = 10_000  # bootstrap resamples for the accuracy intervals
     device: str | None = None  # None: analysis.models.pick_device()
+    # weights and activations; None: the registry's choice (float32 for GGUF files and on CPU,
+    # bf16 on GPUs). Logits are computed in float32 whatever this is (models.float32_head).
+    dtype: str | None = None
     # CPU threads for torch (0: torch's default; -1: adaptive, all cores while the machine is
     # otherwise idle, one while other jobs run). On the shared 2-core machine, with other jobs
     # running, one thread decoded 2-3x faster than two (they wait on each other at every small op).
@@ -27,17 +30,15 @@ class CotConfig:
 
 
 CONFIGS = {
-    # Qwen2.5-Coder-1.5B-Instruct on CPU. Measured on the otherwise idle 2-core build machine (run
-    # b100502de32b4d2f, resumed): 96 CoT chains at 30.0 s each (probe included: it reuses
-    # generation's KV cache) and 57 direct answers at 3.2 s each, so about 1 h 50 min cold for 200.
-    # That run used fixed batches of 8. Generation now refills a finished row at once (continuous
-    # batching): bench/results/cot_qwen_continuous16.json, 32 questions, 13.2 s per CoT question
-    # with 16 rows vs 22.3 s in fixed batches of 8, same outputs. batch_size=16 with wave_size=64
-    # would bring a cold run to about 1 h; kept at 8/16 here because the stored run was made so
-    # (changing them changes the run's key).
-    "offline": CotConfig(),
+    # Qwen2.5-Coder-1.5B-Instruct on CPU in bfloat16 (logits in float32): on this machine's CPU
+    # (AMX) a 4-row prefill took 1.3 s in bf16 vs 7.0 s in float32 and a decode step 0.21 vs 0.49 s.
+    # Continuous batching of 16 rows (a finished row's place goes to the next question at once);
+    # 256 new tokens: with the assignment's prompt many chains need more than 160 to reach "Answer:".
+    # Cold time of the whole run: bench/results/cot_offline_cold.json.
+    "offline": CotConfig(dtype="bfloat16", max_new_tokens=256, batch_size=16, wave_size=100),
     # the assignment's example model, hub data, a GPU: larger batches
-    "full": CotConfig(model="flan_t5_base", source="hub", max_new_tokens=256, batch_size=32, torch_threads=0),
+    "full": CotConfig(model="flan_t5_base", source="hub", max_new_tokens=256, batch_size=32, wave_size=200,
+                      torch_threads=0),
     # tests and the book check: SmolLM2-135M on five questions, short chains (numbers mean nothing)
     "smoke": CotConfig(model="smollm2_135m", n_questions=5, max_new_tokens=48, batch_size=4, wave_size=5, probe_n=5,
                        n_qualitative=3, n_boot=500),

@@ -1,65 +1,97 @@
 """Prompt building (separate from extraction and scoring, as in lm-evaluation-harness).
 
-The *recorded* prompts are the assignment's plain texts: the question, its context if any, and
-options A-D, then either the direct instruction (answer with the letter) or the chain-of-thought
-instruction (three ``Reasoning:`` lines, then ``Answer: <letter>``). Chat models get them as the
-user turn of their chat template; seq2seq models (flan-t5) get the plain text.
+The recorded prompts are the assignment's texts, verbatim:
 
-For the direct answer a small chat model does not emit a letter first (Qwen2.5-Coder-1.5B starts
-"The correct answer is (" or "To determine"), so the assistant turn is *begun* with
+- **baseline (task 4.3)**: ``Question: ...``, ``Options:``, one ``(A) ...`` line per option, then
+  ``Answer:``;
+- **chain of thought (task 4.4)**: the assignment's instruction (``COT_INSTRUCTION``, "You are a
+  careful reasoning assistant ... Format exactly as:" and the three ``Reasoning:`` lines and the
+  ``Answer:`` line), followed by the same question block without the trailing ``Answer:``.
+
+The only addition to the assignment's question block is ScienceQA's context (its ``hint`` field,
+e.g. the passage a reading question is about), as a ``Context:`` line after the question when the
+problem has one: without it some questions cannot be answered.
+
+What the model reads: a chat model gets the CoT instruction as its **system** turn (the text begins
+"You are a careful reasoning assistant", a system prompt by its own wording) and the question block
+as the user turn; the baseline has no system text, so the chat template's default system turn
+applies. A sequence-to-sequence model (flan-t5) has no turns and reads the instruction, a blank
+line and the question block as one text.
+
+For the baseline a small chat model does not emit a letter first (Qwen2.5-Coder-1.5B starts
+"The correct answer is (" or "To determine"), so its assistant turn is *begun* with
 ``DIRECT_ASSISTANT_PREFIX`` and the letter is read from the next-token scores of A-D, the way
-lm-evaluation-harness scores multiple choice. The user text stays the assignment's prompt.
+lm-evaluation-harness scores multiple choice. The user text is the assignment's prompt.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..data.scienceqa import LETTERS, Question
 
-DIRECT_INSTRUCTION = "Answer with the letter of the correct option (A, B, C or D)."
+# Task 4.4, verbatim ("use the following instruction"); its line breaks as the assignment sets them.
 COT_INSTRUCTION = (
-    "Think step by step. Give exactly three reasoning steps, each on its own line starting with "
-    '"Reasoning:", then give the final answer on its own line as "Answer: <letter>" '
-    "(one of A, B, C, D). Use this format:\n"
+    "You are a careful reasoning assistant that answers multiple-choice questions about science. "
+    "First, think step by step. Then, give the final answer. Format exactly as:\n"
     "Reasoning: <step 1>\n"
     "Reasoning: <step 2>\n"
     "Reasoning: <step 3>\n"
-    "Answer: <letter>"
+    "Answer: <final letter>"
 )
+# Task 4.3: the baseline prompt ends with this line.
+DIRECT_ANSWER_CUE = "Answer:"
 # Begun assistant turns: the direct answer's letter is the next token after this prefix ...
 DIRECT_ASSISTANT_PREFIX = "The correct answer is ("
 # ... and the early-answering probe appends this after a truncated chain of thought.
 PROBE_ANSWER_PREFIX = "Answer:"
 
 
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """A recorded prompt: an optional system text and the user text."""
+
+    user: str
+    system: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Both parts as one plain text (system, blank line, user): what a seq2seq model reads."""
+        return self.user if self.system is None else f"{self.system}\n\n{self.user}"
+
+
 def format_question(q: Question) -> str:
-    """Question, optional context and the options as ``A. text`` lines."""
+    """The assignment's question block: ``Question:``, optional ``Context:``, ``Options:`` and
+    one ``(A) text`` line per option."""
     lines = [f"Question: {q.question}"]
     if q.hint:
         lines.append(f"Context: {q.hint}")
     lines.append("Options:")
-    lines += [f"{letter}. {choice}" for letter, choice in zip(LETTERS, q.choices)]
+    lines += [f"({letter}) {choice}" for letter, choice in zip(LETTERS, q.choices)]
     return "\n".join(lines)
 
 
-def direct_prompt(q: Question) -> str:
-    """The assignment's no-CoT prompt (the recorded text)."""
-    return f"{format_question(q)}\n\n{DIRECT_INSTRUCTION}"
+def direct_prompt(q: Question) -> Prompt:
+    """Task 4.3's baseline prompt: the question block, then ``Answer:``."""
+    return Prompt(user=f"{format_question(q)}\n{DIRECT_ANSWER_CUE}")
 
 
-def cot_prompt(q: Question) -> str:
-    """The assignment's chain-of-thought prompt (the recorded text)."""
-    return f"{format_question(q)}\n\n{COT_INSTRUCTION}"
+def cot_prompt(q: Question) -> Prompt:
+    """Task 4.4's prompt: the assignment's instruction (system turn), the question block (user turn)."""
+    return Prompt(user=format_question(q), system=COT_INSTRUCTION)
 
 
-def render(tokenizer, user_text: str, family: str, assistant_prefix: str = "") -> str:
+def render(tokenizer, prompt: Prompt, family: str, assistant_prefix: str = "") -> str:
     """What the model reads: the chat template for chat models, the plain text for seq2seq.
 
     ``assistant_prefix`` begins the assistant's turn (chat models); for seq2seq it is the decoder
     prefix and is handled by the caller, so it is not added here.
     """
-    if family == "seq2seq" or getattr(tokenizer, "chat_template", None) is None:
-        return user_text if family == "seq2seq" else f"{user_text}\n{assistant_prefix}"
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
-    )
+    if family == "seq2seq":
+        return prompt.text
+    if getattr(tokenizer, "chat_template", None) is None:
+        return f"{prompt.text}\n{assistant_prefix}"
+    turns = [{"role": "system", "content": prompt.system}] if prompt.system is not None else []
+    turns.append({"role": "user", "content": prompt.user})
+    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
     return text + assistant_prefix
