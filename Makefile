@@ -2,9 +2,10 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= offline
-# Quarto runs the chapters with this environment's Jupyter kernel.
-QUARTO  := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" QUARTO_PYTHON="$(CURDIR)/$(PY)" quarto
-STAMP   := .cache/render-$(PROFILE).stamp
+# Quarto runs the chapters with this environment's Jupyter kernel. Quarto itself: the one on PATH,
+# else one installed into .cache/quarto (how .ci/run installs it on machines without quarto.org).
+QUARTO_BIN ?= $(shell command -v quarto 2>/dev/null || echo $(CURDIR)/.cache/quarto/bin/quarto)
+QUARTO  := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" QUARTO_PYTHON="$(CURDIR)/$(PY)" $(QUARTO_BIN)
 
 .PHONY: setup test test-all render render-latex preview results status doctor bench clean
 
@@ -18,12 +19,11 @@ test:
 test-all:
 	ANALYSIS_SLOW_TESTS=1 $(PY) -m pytest -q
 
-# jupyter-cache and _freeze/ key on the text only: refresh both when results/ changed since the last render.
+# Quarto re-executes a chapter when its text changed; its pre-render script (scripts/freeze_sync.py)
+# also when the stored results the chapter read, the package code or the profile changed. Otherwise
+# the frozen outputs in _freeze/ are reused: a re-render without changes executes no Python.
 render:
-	@mkdir -p .cache
-	@if [ -f $(STAMP) ] && [ -z "$$(find results/$(PROFILE) -newer $(STAMP) -print -quit)" ]; then refresh=; \
-	 else refresh=--cache-refresh; rm -rf _freeze; fi; \
-	 $(QUARTO) render --profile $(PROFILE) $$refresh && touch $(STAMP)
+	$(QUARTO) render --profile $(PROFILE)
 
 # The PDF through LaTeX instead of Typst (needs a TeX install, e.g. `quarto install tinytex`).
 render-latex:
@@ -45,5 +45,6 @@ doctor:
 bench:
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
+# _freeze/ stays: it is committed (the publish workflow renders from it)
 clean:
-	rm -rf _book _book-full _book-smoke _book-latex .quarto .jupyter_cache chapters/.jupyter_cache .cache/book-check
+	rm -rf _book _book-full _book-smoke _book-latex .quarto .cache/book-check
