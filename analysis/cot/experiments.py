@@ -10,9 +10,10 @@ from .config import CONFIGS, CotConfig
 
 
 def _fingerprint(config: CotConfig) -> str:
-    if config.source == "hub":
-        return "hub:derek-thomas/ScienceQA"
-    return fingerprint_files(data_files(config.split))
+    """ScienceQA's fingerprint: the local file validated, then hashed; hub data by id and pinned revision."""
+    from ..data import scienceqa
+
+    return scienceqa.fingerprint(config.split, config.source)
 
 
 def _data_description(config: CotConfig) -> str:

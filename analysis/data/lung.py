@@ -8,7 +8,10 @@ Two file layouts are accepted, unchanged:
   masks 0/1) plus ``names_*`` (file names), ``source_*`` (``MCU``/``CHN``) and ``tb_*`` (1 = TB).
 
 Everything is checked on load; bad files raise :class:`~analysis.errors.DataError` naming the
-file, the problem and the fix. Arrays handed to the transforms are checked the same way.
+file, the problem and the fix. Arrays handed to the transforms are checked the same way. Refused,
+not scored: an empty ground-truth mask (F1 would be 1.0 for an empty prediction and lift the mean),
+a split with no images, splits of different resolutions (atlas prompts from train would miss).
+:func:`fingerprint` validates the whole file before it hashes it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..paths import data_dir
+from ..paths import DATA_DIR_ENV, data_dir
+from ..store import fingerprint_files
 
 SPLITS = ("train", "val", "test")
 FILE_NAME = "lung_field_dataset.npz"
@@ -91,6 +95,8 @@ def _require_binary(y: np.ndarray, where: str, fix: str) -> None:
     """A numeric mask must hold only 0 and 1 (NaN and other values are named in the error)."""
     if np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
         raise DataError(where, "mask contains NaN", "masks must be 0/1")
+    if np.issubdtype(y.dtype, np.integer) and y.size and 0 <= y.min() and y.max() <= 1:
+        return  # the common case, without sorting every pixel
     values = np.unique(y)
     if not np.isin(values, (0, 1)).all():
         shown = ", ".join(f"{v:g}" for v in values[:6])
@@ -108,18 +114,39 @@ def _check_mask_array(y: np.ndarray, where: str, image_shape: tuple[int, ...] | 
         _require_binary(y, where, "threshold the masks (y > 0.5) before saving")
 
 
+def _not_found(path: Path) -> DataError:
+    return DataError(path, "file not found",
+                     f"put the course's lung_field_dataset.npz at {data_dir() / DEFAULT_RELATIVE} (the data "
+                     f"directory, now {data_dir()}, is set by ${DATA_DIR_ENV} or --data-dir)")
+
+
+def _member(npz, key: str, path: Path) -> np.ndarray:
+    """One array of the .npz, with a clear error for object arrays and damaged zip members."""
+    try:
+        return npz[key]
+    except ValueError as exc:  # "Object arrays cannot be loaded when allow_pickle=False"
+        raise DataError(f"{path}[{key}]", f"cannot be read without pickle ({exc})",
+                        "store plain numeric/string arrays (np.savez with dtype uint8/float32, names as str)") from None
+    except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, truncated members
+        raise DataError(f"{path}[{key}]", f"damaged member ({exc.__class__.__name__}: {exc})",
+                        "copy or download the file again; it is corrupt") from None
+
+
 def load_lung(path: Path | str | None = None, splits=SPLITS) -> dict[str, LungSplit]:
     """Load and validate the lung file; returns {split: LungSplit} for the requested splits."""
     path = Path(path) if path is not None else default_path()
     if not path.exists():
-        raise DataError(path, "file not found",
-                        f"put the course's lung_field_dataset.npz at {data_dir() / DEFAULT_RELATIVE} "
-                        "or set ANALYSIS_DATA_DIR to the folder holding lung/")
+        raise _not_found(path)
+    if not path.is_file():
+        raise DataError(path, "is not a file", f"put the .npz file itself at {path}")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:  # truncated zip, pickle-only arrays, ...
         raise DataError(path, f"cannot read as .npz ({exc.__class__.__name__}: {exc})",
                         "download/copy the file again; it may be truncated") from exc
+    if not hasattr(npz, "files"):  # np.load of a .npy file returns an array
+        raise DataError(path, "is a single .npy array, not an .npz archive",
+                        "use the course's .npz file with keys x_/y_ train/val/test")
     out = {}
     with npz:
         for split in splits:
@@ -127,22 +154,66 @@ def load_lung(path: Path | str | None = None, splits=SPLITS) -> dict[str, LungSp
             if missing:
                 raise DataError(path, f"missing keys {missing} (found {sorted(npz.files)})",
                                 "use the course's file layout: x_/y_ train/val/test")
-            x, y = npz[f"x_{split}"], npz[f"y_{split}"]
+            x, y = _member(npz, f"x_{split}", path), _member(npz, f"y_{split}", path)
             _check_image_array(x, f"{path}[x_{split}]")
             _check_mask_array(y, f"{path}[y_{split}]", x.shape)
             n = len(x)
-            names = npz[f"names_{split}"] if f"names_{split}" in npz.files else None
-            names = tuple(str(s) for s in names) if names is not None else tuple(f"{split}_{i:04d}" for i in range(n))
-            source = tuple(str(s) for s in npz[f"source_{split}"]) if f"source_{split}" in npz.files else ("unknown",) * n
-            tb = tuple(int(t) for t in npz[f"tb_{split}"]) if f"tb_{split}" in npz.files else (-1,) * n
+            if n == 0:
+                raise DataError(f"{path}[x_{split}]", f"the {split} split has no images",
+                                "use a file whose train, val and test splits each hold images")
+            meta = {}
+            for name in ("names", "source", "tb"):
+                key = f"{name}_{split}"
+                meta[name] = _member(npz, key, path) if key in npz.files else None
+            try:
+                names = tuple(str(s) for s in meta["names"]) if meta["names"] is not None else tuple(
+                    f"{split}_{i:04d}" for i in range(n))
+                source = tuple(str(s) for s in meta["source"]) if meta["source"] is not None else ("unknown",) * n
+                tb = tuple(int(t) for t in meta["tb"]) if meta["tb"] is not None else (-1,) * n
+            except (TypeError, ValueError) as exc:
+                raise DataError(path, f"{split}: unreadable metadata ({exc})",
+                                "names_*/source_* must be 1-D string arrays, tb_* 0/1 integers") from None
             if not (len(names) == len(source) == len(tb) == n):
                 raise DataError(path, f"{split}: metadata lengths differ from {n} images", "rebuild the metadata keys")
             ids = tuple(f"{split}/{name}" for name in names)
             if len(set(ids)) != n:
                 raise DataError(path, f"{split}: duplicate image names", "names_* must be unique")
-            out[split] = LungSplit(split, to_uint8_gray(x[..., 0], f"{path}[x_{split}]"),
-                                   to_bool_mask(y[..., 0], f"{path}[y_{split}]"), ids, names, source, tb)
+            masks = to_bool_mask(y[..., 0], f"{path}[y_{split}]")
+            empty = np.flatnonzero(~masks.reshape(n, -1).any(axis=1))
+            if len(empty):
+                shown = ", ".join(names[i] for i in empty[:3])
+                raise DataError(f"{path}[y_{split}]", f"{len(empty)} empty lung mask(s) (e.g. {shown}); F1 against "
+                                "an empty mask is undefined (an empty prediction would score 1.0)",
+                                "remove those images or restore their masks")
+            out[split] = LungSplit(split, to_uint8_gray(x[..., 0], f"{path}[x_{split}]"), masks,
+                                   ids, names, source, tb)
+    shapes = {s: v.images_u8.shape[1:] for s, v in out.items()}
+    if len(set(shapes.values())) > 1:
+        raise DataError(path, f"splits have different resolutions {shapes}",
+                        "resize every split to one resolution (256x256 in the course's file); atlas prompts "
+                        "from train masks only fit images of the same size")
     return out
+
+
+_CHECKED: dict[tuple[str, int, int], None] = {}
+
+
+def check_file(path: Path | str | None = None) -> Path:
+    """Validate the whole lung file (every split); memoised on (path, size, mtime). Returns the path."""
+    path = Path(path) if path is not None else default_path()
+    if not path.exists():
+        raise _not_found(path)
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if memo not in _CHECKED:
+        load_lung(path)
+        _CHECKED[memo] = None
+    return path
+
+
+def fingerprint(path: Path | str | None = None) -> str:
+    """The data fingerprint for the result store: the file is validated first, then hashed."""
+    return fingerprint_files([check_file(path)])
 
 
 def data_fingerprint_path(path: Path | str | None = None) -> Path:

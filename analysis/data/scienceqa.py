@@ -22,10 +22,17 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import data_dir
+from ..store import fingerprint_files
 
 LETTERS = ("A", "B", "C", "D")
 N_OPTIONS = 4
 HUB_ID = "derek-thomas/ScienceQA"
+# The hub data set's commit (the one its public data card's numbers were read at): loads are pinned
+# to it and it is part of the hub data fingerprint, so a changed data set changes the run key. Not
+# checkable without network: if the hub rejects it, put the current commit of
+# https://huggingface.co/datasets/derek-thomas/ScienceQA/commits/main here.
+HUB_REVISION = "f18b0a70359ebfb41f658fd564208d0355b013f4"
+HUB_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,30 +77,64 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         raise DataError(path, "file not found",
                         "put the ScienceQA jsonl files in data/scienceqa/ or set ANALYSIS_DATA_DIR "
                         "(see ../shared/data/scienceqa/PROVENANCE.md), or use the full profile (hub)")
+    if not path.is_file():
+        raise DataError(path, "is not a file", "put the jsonl file itself there")
     rows = []
-    with open(path) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"line {line_no} is not JSON ({exc.msg})", "restore the file") from None
-            row["_line"] = line_no
-            rows.append(row)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(path, f"line {line_no} is not JSON ({exc.msg}; truncated or edited?)",
+                                    "restore the file (one JSON object per line)") from None
+                if not isinstance(row, dict):
+                    raise DataError(path, f"line {line_no} is a JSON {type(row).__name__}, not an object",
+                                    "restore the file (one JSON object per line)")
+                row["_line"] = line_no
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                        "save the file as UTF-8 (JSON text is UTF-8)") from None
+    if not rows:
+        raise DataError(path, "holds no questions (the file is empty)",
+                        "copy scienceqa_*_all.jsonl again (see PROVENANCE.md in the data folder)")
     return rows
 
 
-def _has_image(row: dict) -> bool:
+def _where(row: dict) -> str:
+    return f"line {row.get('_line', '?')} (id {row.get('pid', row.get('id', '?'))!r})"
+
+
+def _has_image(row: dict, path: Path | str = "<rows>") -> bool:
     value = row.get("has_image")
     if value is None:  # hub rows: an image object or None
         return row.get("image") is not None
-    return bool(value)
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise DataError(path, f"{_where(row)} has has_image {value!r}, not true/false",
+                    "write has_image as a JSON boolean (true/false), not a string")
+
+
+def check_row(row: dict, path: Path | str = "<rows>") -> None:
+    """What every row needs before it can be selected or excluded: an id and a list of string choices."""
+    if row.get("pid", row.get("id")) in (None, ""):
+        raise DataError(path, f"{_where(row)} has no id ('pid')", "restore the row's 'pid' field")
+    choices = row.get("choices")
+    if not isinstance(choices, list):
+        raise DataError(path, f"{_where(row)} has choices {type(choices).__name__ if choices is not None else 'missing'}"
+                        ", not a list", "restore the row's 'choices' field (a JSON list of strings)")
+    if not all(isinstance(c, str) and c.strip() for c in choices):
+        raise DataError(path, f"{_where(row)} has a choice that is not a non-empty string ({choices!r:.80})",
+                        "restore the row's 'choices' field (a JSON list of strings)")
 
 
 def to_question(row: dict, path: Path | str = "<rows>") -> Question:
     """A validated four-option ``Question`` from a raw row (``DataError`` if malformed)."""
-    where = f"line {row.get('_line', '?')} (id {row.get('pid', row.get('id', '?'))!r})"
+    where = _where(row)
+    check_row(row, path)
     choices = row.get("choices")
     if not isinstance(choices, list) or len(choices) != N_OPTIONS:
         n = len(choices) if isinstance(choices, list) else "no"
@@ -146,9 +187,9 @@ def select(rows: Iterable[dict], path: Path | str) -> tuple[list[Question], dict
     eligible, n_rows = [], 0
     for row in rows:
         n_rows += 1
-        choices = row.get("choices")
-        n = len(choices) if isinstance(choices, list) else 0
-        if _has_image(row):
+        check_row(row, path)
+        n = len(row["choices"])
+        if _has_image(row, path):
             excluded["has image"] += 1
         elif n < N_OPTIONS:
             excluded[f"fewer than {N_OPTIONS} options"] += 1
@@ -167,12 +208,12 @@ def _id_order(question: Question):
     return (0, int(question.id), "") if question.id.isdigit() else (1, 0, question.id)
 
 
-def draw(eligible: list[Question], n: int, seed: int) -> list[Question]:
+def draw(eligible: list[Question], n: int, seed: int, path: Path | str = "<sample>") -> list[Question]:
     """``n`` questions drawn without replacement, seeded; stable: depends on ids, not file order."""
     pool = sorted(eligible, key=_id_order)
     if n > len(pool):
-        raise DataError("<sample>", f"asked for {n} questions, only {len(pool)} are text-only with four options",
-                        "lower n_questions in the config")
+        raise DataError(path, f"asked for {n} questions, only {len(pool)} are text-only with four options",
+                        "lower n_questions in the config, or check that the file is complete")
     picks = np.random.default_rng(seed).permutation(len(pool))[:n]
     return [pool[i] for i in picks]
 
@@ -181,7 +222,15 @@ def load_hub_rows(split: str = "test") -> list[dict]:
     """The hub copy as plain rows (``pid`` = ``<split>-<row index>``)."""
     from datasets import Image, load_dataset
 
-    ds = load_dataset(HUB_ID, split=split)
+    hub_split = HUB_SPLITS.get(split, split)
+    try:
+        # only this split's parquet file(s): not every split with its images (~626 MB in all)
+        ds = load_dataset(HUB_ID, revision=HUB_REVISION, data_files={hub_split: f"data/{hub_split}-*.parquet"},
+                          split=hub_split)
+    except Exception as exc:  # no network, hub changes: say what to do
+        raise DataError(f"hub:{HUB_ID}@{HUB_REVISION[:12]}/{hub_split}",
+                        f"cannot load from the hub ({exc.__class__.__name__}: {str(exc)[:200]})",
+                        "connect to the internet, or use the offline profile (local jsonl files)") from exc
     if "image" in ds.column_names:  # only whether there is an image matters: do not decode them
         ds = ds.cast_column("image", Image(decode=False))
     rows = []
@@ -204,9 +253,37 @@ def sample_questions(n: int = 200, seed: int = 0, split: str = "test", source: s
     else:
         path = scienceqa_file(split, root)
         rows = read_jsonl(path)
+    if not rows:
+        raise DataError(path, "holds no questions", "check the split name and the source")
     eligible, excluded, n_rows = select(rows, path)
-    return Sample(draw(eligible, n, seed), len(eligible), n_rows, excluded, str(path))
+    return Sample(draw(eligible, n, seed, path), len(eligible), n_rows, excluded, str(path))
 
 
 def data_files(split: str = "test", root: Path | None = None) -> list[Path]:
     return [scienceqa_file(split, root)]
+
+
+_CHECKED: dict[tuple[str, int, int], None] = {}
+
+
+def check_file(path: Path) -> Path:
+    """Read and validate every row of a local file (memoised on path, size, mtime); returns the path."""
+    path = Path(path)
+    if path.exists():
+        stat = path.stat()
+        memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if memo in _CHECKED:
+            return path
+    select(read_jsonl(path), path)
+    _CHECKED[memo] = None
+    return path
+
+
+def fingerprint(split: str = "test", source: str = "local", root: Path | None = None) -> str:
+    """Data fingerprint for the result store: the local file is validated, then hashed (contents);
+    hub data is the hub id at its pinned revision."""
+    if source == "hub":
+        return f"hub:{HUB_ID}@{HUB_REVISION}"
+    if source != "local":
+        raise DataError(str(source), f"unknown source {source!r}", "use 'local' or 'hub'")
+    return fingerprint_files([check_file(p) for p in data_files(split, root)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 from ..experiments import Experiment, register
-from ..store import fingerprint_files
 from . import evaluate
 
 CODE_VERSION = "1"
@@ -64,7 +63,11 @@ SOURCES = ("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics"
 
 
 def _fingerprint(config) -> str:
-    return fingerprint_files([evaluate.data_path(config)])
+    """The lung file's fingerprint; the file is validated first (a missing or bad file stops here,
+    before any work, with a DataError saying where to put it)."""
+    from ..data import lung
+
+    return lung.fingerprint(evaluate.data_path(config))
 
 
 def _describe(config) -> str:
