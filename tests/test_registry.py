@@ -56,3 +56,69 @@ def test_flan_t5_base_builds_with_its_architecture():
     assert (len(net.encoder.block), len(net.decoder.block)) == (12, 12)
     assert (net.config.d_model, net.config.d_ff, net.config.num_heads) == (768, 2048, 12)
     assert net.config.feed_forward_proj == "gated-gelu" and net.config.vocab_size == 32128
+
+
+# --- model-file verification (fault classes: zero-filled GGUF, corrupt header, damaged cache) ----
+
+
+def _gguf(tmp_path, body=b"GGUF" + bytes(range(256)) * 64):
+    import hashlib
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(body)
+    return path, len(body), hashlib.sha256(body).hexdigest()
+
+
+def test_verify_file_hashes_then_trusts_only_an_unchanged_file(tmp_path, monkeypatch):
+    import os
+
+    from analysis import models
+
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path / "cache"))
+    path, size, sha = _gguf(tmp_path)
+    assert models.verify_file("m", path, size, sha, "fix it") == "hashed"
+    assert models.verify_file("m", path, size, sha, "fix it") == "stamp"
+    # a zero-filled file of the right size (new mtime): hashed again and refused
+    path.write_bytes(b"GGUF" + bytes(size - 4))
+    with pytest.raises(ModelUnavailable, match="sha256") as err:
+        models.verify_file("m", path, size, sha, "fix it")
+    assert str(path) in str(err.value) and "fix it" in str(err.value)
+    # even with the old mtime put back, doctor's rehash=True catches it
+    path.write_bytes(_gguf(tmp_path)[0].read_bytes())
+    assert models.verify_file("m", path, size, sha, "fix it") == "hashed"
+    stat = path.stat()
+    path.write_bytes(b"GGUF" + bytes(size - 4))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        models.verify_file("m", path, size, sha, "fix it", rehash=True)
+
+
+@pytest.mark.parametrize("damage, match", [("header", "GGUF magic"), ("size", "bytes, expected")])
+def test_verify_file_corrupt_header_or_size_is_clear(tmp_path, monkeypatch, damage, match):
+    from analysis import models
+
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path / "cache"))
+    path, size, sha = _gguf(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(b"XXXX" + data[4:] if damage == "header" else data[:-10])
+    with pytest.raises(ModelUnavailable, match=match) as err:
+        models.verify_file("m", path, size, sha, "reinstall it")
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_dequantized_cache_manifest_detects_missing_resized_and_changed_files(tmp_path):
+    from analysis import models
+
+    folder = tmp_path / "smollm2_135m-dequantized"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"w" * 1000)
+    (folder / "config.json").write_text("{}")
+    assert not models.verify_dequantized("m", folder)  # no manifest: not trusted
+    models.write_dequantized_manifest(folder)
+    assert models.verify_dequantized("m", folder, rehash=True)
+    (folder / "model.safetensors").write_bytes(b"w" * 999 + b"x")  # same size, new content
+    assert not models.verify_dequantized("m", folder)
+    (folder / "model.safetensors").write_bytes(b"w" * 500)
+    assert not models.verify_dequantized("m", folder)
+    (folder / "model.safetensors").unlink()
+    assert not models.verify_dequantized("m", folder)
