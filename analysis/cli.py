@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import experiments
-from .errors import AnalysisError
+from .errors import AnalysisError, ConfigError
 from .paths import DATA_DIR_ENV, data_dir
 from .profiles import DEFAULT_PROFILE, PROFILE_ENV, PROFILES, active_profile
 from .store import Store
@@ -23,6 +23,8 @@ def _cmd_run(args) -> int:
             print(f"unknown experiment {name!r}; known: all, {', '.join(sorted(registry))}", file=sys.stderr)
             return 2
     profile = active_profile(args.profile)
+    for name in names:  # every experiment's data is validated (fingerprinted) before any computing starts
+        experiments.get(name).key(experiments.get(name).config(profile), profile)
     for name in names:
         stored = not args.force and experiments.lookup(name, profile) is not None
         started = time.perf_counter()
@@ -34,42 +36,54 @@ def _cmd_run(args) -> int:
 
 
 def _status_rows(store: Store, profiles) -> list[dict]:
+    """One row per (experiment, profile): stored, missing, damaged or unknown (data not checkable)."""
     rows = []
     for name, exp in sorted(experiments.load_all().items()):
         for profile in profiles:
             if profile not in exp.configs:
                 continue
+            row = {"experiment": name, "profile": profile, "key": None, "state": "unknown", "problem": None,
+                   "wall_seconds": None, "created": None, "device": None, "metrics": None, "stale_code": False}
+            rows.append(row)
             try:
-                key = exp.key(exp.configs[profile], profile)
+                row["key"] = exp.key(exp.configs[profile], profile)
             except AnalysisError as exc:  # e.g. full-profile data not downloaded yet
-                rows.append({"experiment": name, "profile": profile, "key": None, "state": f"unknown ({exc.problem if hasattr(exc, 'problem') else exc})"})
+                row["problem"] = str(exc)
                 continue
-            run = store.load(profile, name, key)
-            rows.append({"experiment": name, "profile": profile, "key": key,
-                         "state": "stored" if run else "missing",
-                         "wall_seconds": run.wall_seconds if run else None,
-                         "created": run.created if run else None,
-                         "stale_code": bool(run) and run.meta.get("source_hash") != exp.source_hash()})
+            try:
+                run = store.load(profile, name, row["key"])
+                if run is not None:
+                    run.verify()
+            except AnalysisError as exc:
+                row.update(state="damaged", problem=str(exc))
+                continue
+            if run is None:
+                row["state"] = "missing"
+                continue
+            row.update(state="stored", wall_seconds=run.wall_seconds, created=run.created,
+                       device=run.env.get("device") if isinstance(run.env, dict) else None, metrics=run.metrics,
+                       stale_code=run.meta.get("source_hash") != exp.source_hash(), sealed=run.sealed)
     return rows
 
 
 def _cmd_status(args) -> int:
     store = Store()
-    if args.json:
-        for run in store.runs():
-            print(json.dumps({"experiment": run.experiment, "profile": run.profile, "key": run.key,
-                              "created": run.created, "wall_seconds": run.wall_seconds,
-                              "device": run.env.get("device"), "metrics": run.metrics}, sort_keys=True))
-        return 0
-    profiles = [args.profile] if args.profile else list(PROFILES)
+    profiles = [active_profile(args.profile)] if args.profile else list(PROFILES)
     rows = _status_rows(store, profiles)
-    print(f"result store: {store.root}")
-    print(f"{'experiment':<22} {'profile':<8} {'state':<9} {'key':<17} {'wall':>8}  created")
-    for r in rows:
-        wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
-        note = "  (code changed since; bump code_version if results change)" if r.get("stale_code") else ""
-        print(f"{r['experiment']:<22} {r['profile']:<8} {r['state']:<9} {r['key'] or '-':<17} {wall:>8}  {r.get('created') or '-'}{note}")
-    return 0
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+    else:
+        print(f"result store: {store.root}")
+        print(f"{'experiment':<22} {'profile':<8} {'state':<9} {'key':<17} {'wall':>8}  created")
+        for r in rows:
+            wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
+            note = "  (code changed since; bump code_version if results change)" if r.get("stale_code") else ""
+            if r["problem"]:
+                note += f"  {r['problem']}"
+            print(f"{r['experiment']:<22} {r['profile']:<8} {r['state']:<9} {r['key'] or '-':<17} {wall:>8}  "
+                  f"{r.get('created') or '-'}{note}")
+    return 1 if any(r["state"] == "damaged" for r in rows) else 0
 
 
 def _cmd_doctor(args) -> int:
@@ -81,6 +95,10 @@ def _cmd_doctor(args) -> int:
 def _cmd_book_check(args) -> int:
     from .book import check_book
 
+    for name in args.files:
+        if not os.path.isfile(name):
+            raise ConfigError(f"{name}: no such file (fix: pass an existing .qmd file, e.g. chapters/01-segment-anything.qmd, "
+                              "or no file to check every file listed in _quarto.yml)")
     return check_book(args.files, profile=args.profile or "smoke", timeout=args.timeout)
 
 
@@ -96,13 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute and replace the stored run")
     run.set_defaults(func=_cmd_run)
 
-    status = sub.add_parser("status", help="which results exist, which are missing, how long each took")
-    status.add_argument("--profile", choices=PROFILES, default=None)
-    status.add_argument("--json", action="store_true", help="one JSON object per stored run")
+    status = sub.add_parser("status", help="which results exist, which are missing, how long each took",
+                            description="One line per experiment and profile: stored, missing, damaged (a stored "
+                                        "file fails its checksum or cannot be parsed) or unknown (its data cannot "
+                                        "be checked). Exit status 1 when a run is damaged.")
+    status.add_argument("--profile", choices=PROFILES, default=None, help="only this profile (default: all)")
+    status.add_argument("--json", action="store_true",
+                        help="one JSON object per experiment and profile, missing and damaged runs included")
     status.set_defaults(func=_cmd_status)
 
     doctor = sub.add_parser("doctor", help="which models and data are reachable, which device")
-    doctor.add_argument("--no-load", action="store_true", help="only locate models, do not load them")
+    doctor.add_argument("--no-load", action="store_true",
+                        help="only locate models (reported as 'located', not checked) and check data files; "
+                             "no model is loaded or run")
     doctor.set_defaults(func=_cmd_doctor)
 
     book = sub.add_parser("book-check", help="execute chapters' Python cells and resolve refs (no Quarto)")
@@ -115,15 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.data_dir:
-        os.environ[DATA_DIR_ENV] = os.path.abspath(args.data_dir)
-    if getattr(args, "profile", None):
-        os.environ[PROFILE_ENV] = args.profile
     try:
+        if args.data_dir:
+            if not os.path.isdir(args.data_dir):
+                raise ConfigError(f"--data-dir {args.data_dir}: no such directory (fix: pass the folder that holds "
+                                  "lung/, ag_news/ and scienceqa/)")
+            os.environ[DATA_DIR_ENV] = os.path.abspath(args.data_dir)
+        if getattr(args, "profile", None):
+            os.environ[PROFILE_ENV] = args.profile
+        else:
+            active_profile()  # a mistyped $QUARTO_PROFILE is an error here too, before any work
         return args.func(args)
     except AnalysisError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `status --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
