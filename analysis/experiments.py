@@ -137,6 +137,11 @@ def get_or_run(
         started = time.perf_counter()
         output = experiment.compute(config)
         wall = time.perf_counter() - started
+        if experiment.data_fingerprint(config) != fingerprint:  # cheap: hashes are memoised on size+mtime
+            raise ConfigError(
+                f"{experiment.name} [{profile}]: the input data changed while the run computed (fingerprint "
+                f"{fingerprint} before, another after), so the result cannot be stored under either key "
+                "(fix: leave the data directory alone during a run and run it again)")
         return store.save(
             experiment=experiment.name,
             profile=profile,

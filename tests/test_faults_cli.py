@@ -80,10 +80,15 @@ def test_status_json_honours_profile_and_lists_missing_runs(results_copy):
 def test_status_survives_a_damaged_run_and_names_it(results_copy):
     damaged = next((results_copy / "offline" / "agnews_stats").iterdir()) / "run.json"
     damaged.write_text(damaged.read_text()[:100])
+    table = next((results_copy / "offline" / "sam_auto").iterdir()) / "records.jsonl"
+    table.write_text(table.read_text().replace("0.", "1.", 1))  # a hand edit that stays valid JSON
+    arrays = next((results_copy / "offline" / "bert_attention").iterdir()) / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-100])
     proc = cli("status", "--profile", "offline", env={"ANALYSIS_RESULTS_DIR": str(results_copy)})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("agnews_stats"))
-    assert "damaged" in line and str(damaged) in line and "--force" in line
+    for name, path in (("agnews_stats", damaged), ("sam_auto", table), ("bert_attention", arrays)):
+        line = next(l for l in proc.stdout.splitlines() if l.startswith(name))
+        assert "damaged" in line and str(path) in line and "--force" in line
     assert any(l.startswith("bert_finetune") and "stored" in l for l in proc.stdout.splitlines())
     proc = cli("run", "agnews_stats", "--profile", "offline", env={"ANALYSIS_RESULTS_DIR": str(results_copy)})
     clear_error(proc, str(damaged), "--force")

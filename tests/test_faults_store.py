@@ -423,3 +423,17 @@ def test_zip_module_detects_flipped_npz_bytes_without_checksum_too():
         with np.load(io.BytesIO(bytes(data))) as npz:
             npz["a"]
     assert zipfile.is_zipfile(io.BytesIO(buffer.getvalue()))
+
+
+def test_data_changed_during_the_run_is_not_stored_under_the_old_key(tmp_path):
+    data = {"fp": "a"}
+
+    def compute(config):
+        data["fp"] = "b"  # the data directory is edited while the run computes
+        return Output(metrics={"v": 1})
+
+    register(Experiment(name="fault_drift", title="", chapter="", configs={"smoke": ToyC()}, compute=compute,
+                        code_version="1", data_fingerprint=lambda c: data["fp"]))
+    with pytest.raises(Exception, match="input data changed while the run computed") as err:
+        get_or_run("fault_drift", "smoke", store=Store(tmp_path))
+    assert "\n" not in str(err.value) and Store(tmp_path).runs() == []

@@ -27,10 +27,10 @@ from ..store import fingerprint_files
 LETTERS = ("A", "B", "C", "D")
 N_OPTIONS = 4
 HUB_ID = "derek-thomas/ScienceQA"
-# The hub data set's commit (the one its public data card's numbers were read at): loads are pinned
-# to it and it is part of the hub data fingerprint, so a changed data set changes the run key. Not
-# checkable without network: if the hub rejects it, put the current commit of
-# https://huggingface.co/datasets/derek-thomas/ScienceQA/commits/main here.
+# The hub data set's commit: loads are pinned to it and it is part of the hub data fingerprint, so a
+# changed data set changes the run key. It is the commit public projects pin for this data set (its
+# test split is data/test-00000-of-00001-f0e719df791966ff.parquet there); to move on, put a newer commit
+# of https://huggingface.co/datasets/derek-thomas/ScienceQA/commits/main here.
 HUB_REVISION = "f18b0a70359ebfb41f658fd564208d0355b013f4"
 HUB_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 
