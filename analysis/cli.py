@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis {run,status,doctor,book-check}`` (also the ``analysis`` script)."""
+"""Command line: ``python -m analysis {run,status,seal,doctor,book-check}`` (also the ``analysis`` script)."""
 
 from __future__ import annotations
 
@@ -79,11 +79,22 @@ def _cmd_status(args) -> int:
         for r in rows:
             wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
             note = "  (code changed since; bump code_version if results change)" if r.get("stale_code") else ""
+            if r.get("sealed") is False:
+                note += "  (no checksums yet: `python -m analysis seal` adds them)"
             if r["problem"]:
                 note += f"  {r['problem']}"
             print(f"{r['experiment']:<22} {r['profile']:<8} {r['state']:<9} {r['key'] or '-':<17} {wall:>8}  "
                   f"{r.get('created') or '-'}{note}")
     return 1 if any(r["state"] == "damaged" for r in rows) else 0
+
+
+def _cmd_seal(args) -> int:
+    store = Store()
+    sealed = store.seal_legacy(active_profile(args.profile) if args.profile else None)
+    for path in sealed:
+        print(f"sealed {path}")
+    print(f"{len(sealed)} run(s) sealed; runs that already had checksums were left alone")
+    return 0
 
 
 def _cmd_doctor(args) -> int:
@@ -122,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true",
                         help="one JSON object per experiment and profile, missing and damaged runs included")
     status.set_defaults(func=_cmd_status)
+
+    seal = sub.add_parser("seal", help="add checksum files to runs saved before checksums existed",
+                          description="Writes checksums.sha256 into stored runs that lack one (runs saved by "
+                                      "older code), after parsing every file of the run; files are not changed.")
+    seal.add_argument("--profile", choices=PROFILES, default=None, help="only this profile (default: all)")
+    seal.set_defaults(func=_cmd_seal)
 
     doctor = sub.add_parser("doctor", help="which models and data are reachable, which device")
     doctor.add_argument("--no-load", action="store_true",

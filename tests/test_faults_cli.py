@@ -129,3 +129,17 @@ def test_doctor_no_load_does_not_say_ok_for_models():
     assert len(lines) >= 9 and all(line.split()[0] in ("located", "FAILED") for line in lines[1:-1])
     assert "not checked" in models
     assert "located" in models and "models only located, not checked" in proc.stdout
+
+
+def test_seal_adds_checksums_to_a_legacy_run_only(results_copy):
+    run_dir = next((results_copy / "offline" / "agnews_stats").iterdir())
+    (run_dir / "checksums.sha256").unlink()  # as a run saved by the code before checksums
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    env = {"ANALYSIS_RESULTS_DIR": str(results_copy)}
+    assert "no checksums yet" in cli("status", "--profile", "offline", env=env).stdout
+    proc = cli("seal", "--profile", "offline", env=env)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [f"sealed {run_dir}", "1 run(s) sealed; runs that "
+                                                                 "already had checksums were left alone"]
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != "checksums.sha256"} == \
+        {k: v for k, v in before.items()}
+    assert "no checksums yet" not in cli("status", "--profile", "offline", env=env).stdout
