@@ -47,8 +47,8 @@ def _status_rows(store: Store, profiles) -> list[dict]:
             rows.append(row)
             try:
                 row["key"] = exp.key(exp.configs[profile], profile)
-            except AnalysisError as exc:  # e.g. full-profile data not downloaded yet
-                row["problem"] = str(exc)
+            except (AnalysisError, OSError) as exc:  # e.g. full-profile data not downloaded yet
+                row["problem"] = " ".join(str(exc).split())
                 continue
             try:
                 run = store.load(profile, name, row["key"])

@@ -144,7 +144,7 @@ def run_doctor(load_models: bool = True) -> int:
     for title in DATA_FILES:
         try:
             print(f"  ok      {title}: {_check_data(title, root)}")
-        except AnalysisError as exc:
+        except (AnalysisError, OSError) as exc:
             ok = False
             print(f"  FAILED  {title}: {' '.join(str(exc).split())}")
     print("\nmodels:" + ("" if load_models else " (--no-load: located only, not loaded or checked)"))

@@ -306,3 +306,17 @@ def test_offline_keys_and_fingerprints_are_unchanged(shared_data):
                 current += 1
             checked += 1
     assert checked >= 7 and current >= 6  # the SAM and BERT runs are found under today's keys
+
+
+def test_a_folder_where_a_data_file_belongs(tmp_path, monkeypatch):
+    folder = agnews_dir(tmp_path, monkeypatch)
+    (folder / "train.csv").mkdir()
+    (folder / "test.csv").write_text(GOOD_CSV)
+    with pytest.raises(DataError, match="cannot be read") as err:
+        agnews.fingerprint("local")
+    one_line(err.value, folder / "train.csv")
+    path = tmp_path / "scienceqa" / "scienceqa_test_all.jsonl"
+    path.mkdir(parents=True)
+    with pytest.raises(DataError, match="is not a file") as err:
+        scienceqa.fingerprint("test", root=path.parent)
+    one_line(err.value, path)

@@ -104,6 +104,9 @@ def _read_local(path: Path) -> pd.DataFrame:
         except pd.errors.ParserError as exc:
             raise DataError(path, f"is not a well-formed CSV ({str(exc).strip()[:160]})",
                             "quote texts that contain commas; check the file was not truncated") from None
+        except OSError as exc:  # a folder of that name, no permission
+            raise DataError(path, f"cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})",
+                            "put a readable CSV file there") from None
         if len(df.columns) == 1 and not {"text", "label"} <= set(df.columns):
             header = str(df.columns[0])
             sep = next((c for c in (";", "\t", "|") if c in header), None)

@@ -98,6 +98,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise DataError(path, f"is not UTF-8 text (byte {exc.start}: {exc.reason})",
                         "save the file as UTF-8 (JSON text is UTF-8)") from None
+    except OSError as exc:  # no permission, I/O error
+        raise DataError(path, f"cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})",
+                        "make the file readable, or copy it again") from None
     if not rows:
         raise DataError(path, "holds no questions (the file is empty)",
                         "copy scienceqa_*_all.jsonl again (see PROVENANCE.md in the data folder)")
