@@ -126,14 +126,14 @@ def get_or_run(
     fingerprint = experiment.data_fingerprint(config)  # loaders validate before they hash
     key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
     if not force and (run := store.load(profile, experiment.name, key)) is not None:
-        return run
+        return run.verify()  # every file against its checksum: a damaged run is an error, never reused
     store.check_writable(profile, experiment.name)
     lock = store.lock(profile, experiment.name, key)
     lock.acquire(wait=True, on_wait=lambda who: print(
         f"{experiment.name} [{profile}] {key}: {who} is computing this run; waiting for it", file=sys.stderr))
     try:
         if lock.waited and not force and (run := store.load(profile, experiment.name, key)) is not None:
-            return run
+            return run.verify()
         started = time.perf_counter()
         output = experiment.compute(config)
         wall = time.perf_counter() - started

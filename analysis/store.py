@@ -193,8 +193,10 @@ _CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9_.-]+)$")
 def _recompute_fix(path: Path) -> str:
     """The fix for a damaged run folder ``path``: the CLI command that recomputes it."""
     experiment, profile = path.parent.name, path.parent.parent.name
-    return (f"`python -m analysis run {experiment} --profile {profile} --force` recomputes it "
-            "(or restore the folder from git, e.g. `git checkout -- results/`)")
+    fix = f"`python -m analysis run {experiment} --profile {profile} --force` recomputes it"
+    if profile == "offline":  # the committed runs: git has the intact copy
+        fix += f" (or restore the committed copy: `git checkout -- {path}`)"
+    return fix
 
 
 class Run:

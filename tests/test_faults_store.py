@@ -437,3 +437,10 @@ def test_data_changed_during_the_run_is_not_stored_under_the_old_key(tmp_path):
     with pytest.raises(Exception, match="input data changed while the run computed") as err:
         get_or_run("fault_drift", "smoke", store=Store(tmp_path))
     assert "\n" not in str(err.value) and Store(tmp_path).runs() == []
+
+
+def test_a_damaged_table_is_never_reused(saved):
+    (saved / "extra.jsonl").write_text('{"x": 2}\n')  # valid JSON, not what was stored
+    with pytest.raises(StoreError, match="extra.jsonl: content differs") as err:
+        get_or_run("fault_toy", "smoke", store=Store(saved.parent.parent.parent))
+    assert "git checkout" not in str(err.value)  # smoke runs are not committed: no such advice
