@@ -320,3 +320,21 @@ def test_a_folder_where_a_data_file_belongs(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="is not a file") as err:
         scienceqa.fingerprint("test", root=path.parent)
     one_line(err.value, path)
+
+
+def test_byte_order_marks_are_handled(tmp_path, monkeypatch):
+    folder = agnews_dir(tmp_path, monkeypatch)
+    (folder / "train.csv").write_bytes(b"\xef\xbb\xbf" + GOOD_CSV.encode())
+    (folder / "test.csv").write_text(GOOD_CSV)
+    assert list(agnews.load("train")["text"]) == ["Stocks fell today", "Team wins the cup"]
+    path = write_jsonl(tmp_path, GOOD)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert scienceqa.sample_questions(n=5, root=path.parent).n_rows == 5
+
+
+def test_tb_flags_other_than_0_1_are_refused(tmp_path):
+    path = write_npz(tmp_path, **lung_arrays(tb_val=np.array([0, 1, 7], np.uint8),
+                                             names_val=np.array(["a", "b", "c"])))
+    with pytest.raises(DataError, match=r"TB flags \[7\]") as err:
+        lung.fingerprint(path)
+    one_line(err.value, path)

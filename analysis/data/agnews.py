@@ -95,7 +95,7 @@ def _read_local(path: Path) -> pd.DataFrame:
         raise DataError(path, "the file is empty (0 bytes)", "copy or write the file again")
     if path.suffix == ".csv":
         try:
-            df = pd.read_csv(path, encoding="utf-8")
+            df = pd.read_csv(path, encoding="utf-8-sig")  # a BOM (Excel) is not part of a name
         except UnicodeDecodeError as exc:
             raise DataError(path, f"is not UTF-8 text (byte {exc.start}: {exc.reason})",
                             "save the CSV as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None

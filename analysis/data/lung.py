@@ -173,6 +173,9 @@ def load_lung(path: Path | str | None = None, splits=SPLITS) -> dict[str, LungSp
             except (TypeError, ValueError) as exc:
                 raise DataError(path, f"{split}: unreadable metadata ({exc})",
                                 "names_*/source_* must be 1-D string arrays, tb_* 0/1 integers") from None
+            if meta["tb"] is not None and not set(tb) <= {0, 1}:
+                raise DataError(f"{path}[tb_{split}]", f"TB flags {sorted(set(tb) - {0, 1})[:5]} are not 0/1",
+                                "store tb_* as 1 (tuberculosis) or 0 (normal)")
             if not (len(names) == len(source) == len(tb) == n):
                 raise DataError(path, f"{split}: metadata lengths differ from {n} images", "rebuild the metadata keys")
             ids = tuple(f"{split}/{name}" for name in names)

@@ -81,7 +81,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         raise DataError(path, "is not a file", "put the jsonl file itself there")
     rows = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a leading BOM is not data
             for line_no, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
