@@ -359,6 +359,19 @@ def zlib_error():
     return zlib.error
 
 
+def _pickle_rescue(output: Output, experiment: str, key: str) -> str:
+    """Keep an output that cannot be stored (a bug in the experiment's code) so its compute is not lost."""
+    import pickle
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"analysis-unsaved-{experiment}-{key}-", suffix=".pickle")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(output, fh)
+        return f"the raw output was pickled to {name}"
+    except Exception:  # noqa: BLE001 - unpicklable too: nothing more can be kept
+        return "the raw output could not be kept"
+
+
 # ---------------------------------------------------------------------------------------------
 # locks
 
@@ -644,17 +657,11 @@ class Store:
             "store_format": STORE_FORMAT,
         }
         # serialise first: a bad value fails here, before anything touches the disk
-        files: dict[str, bytes] = {}
-        for name, rows in output.tables.items():
-            files[f"{name}.jsonl"] = "".join(json.dumps(to_jsonable(row), sort_keys=True) + "\n"
-                                             for row in rows).encode()
-        if output.arrays:
-            import io
-
-            buffer = io.BytesIO()
-            np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in output.arrays.items()})
-            files[ARRAYS_FILE] = buffer.getvalue()
-        files[RUN_FILE] = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
+        try:
+            files = self._serialise(output, meta)
+        except (TypeError, ValueError) as exc:
+            kept = _pickle_rescue(output, experiment, key)
+            raise type(exc)(f"{experiment}: the computed output cannot be stored ({exc}); {kept}") from exc
         lock = self.lock(profile, experiment, key)
         try:
             lock.acquire(wait=True, on_wait=lambda who: print(
@@ -667,6 +674,25 @@ class Store:
             return self._rescue(final, files, exc)
         finally:
             lock.release()
+
+    @staticmethod
+    def _serialise(output: Output, meta: dict[str, Any]) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        for name, rows in output.tables.items():
+            files[f"{name}.jsonl"] = "".join(json.dumps(to_jsonable(row), sort_keys=True, allow_nan=False) + "\n"
+                                             for row in rows).encode()
+        if output.arrays:
+            import io
+
+            arrays = {k: np.asarray(v) for k, v in output.arrays.items()}
+            for name, value in arrays.items():
+                if value.dtype.hasobject:  # would be pickled, and unreadable with allow_pickle=False
+                    raise ValueError(f"array {name!r} has dtype object; store numbers or fixed-width strings")
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **arrays)
+            files[ARRAYS_FILE] = buffer.getvalue()
+        files[RUN_FILE] = (json.dumps(meta, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+        return files
 
     def _install(self, final: Path, key: str, files: dict[str, bytes], replace: bool) -> Run:
         if not replace and (final / RUN_FILE).exists():

@@ -444,3 +444,18 @@ def test_a_damaged_table_is_never_reused(saved):
     with pytest.raises(StoreError, match="extra.jsonl: content differs") as err:
         get_or_run("fault_toy", "smoke", store=Store(saved.parent.parent.parent))
     assert "git checkout" not in str(err.value)  # smoke runs are not committed: no such advice
+
+
+def test_an_object_array_is_refused_before_it_is_stored_unreadable(tmp_path):
+    import pickle
+
+    out = Output(metrics={}, arrays={"names": np.array(["a", None], dtype=object)})
+    with pytest.raises(ValueError, match="array 'names' has dtype object") as err:
+        Store(tmp_path).save(experiment="fault_toy", profile="smoke", key=KEY, config=ToyC(), output=out,
+                             code_version="1", source_hash="s", data_fingerprint="d", env={}, wall_seconds=0)
+    kept = Path(str(err.value).split("pickled to ")[1])
+    try:
+        assert pickle.loads(kept.read_bytes()).arrays["names"].tolist() == ["a", None]
+    finally:
+        kept.unlink()
+    assert Store(tmp_path).runs() == []

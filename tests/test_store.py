@@ -99,9 +99,10 @@ def test_a_config_runs_under_its_own_experiment(tmp_path):
 def test_failed_write_leaves_nothing_behind(tmp_path):
     store = Store(tmp_path)
     bad = Output(metrics={}, tables={"records": [{"id": 1, "x": object()}]})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="raw output was pickled to") as err:
         store.save(experiment="toy", profile="smoke", key="k" * 16, config=ToyConfig(), output=bad,
                    code_version="1", source_hash="s", data_fingerprint="d", env={}, wall_seconds=0)
+    os.unlink(str(err.value).split("pickled to ")[1])  # the computation is kept, not lost
     folder = tmp_path / "smoke" / "toy"
     assert not folder.exists() or list(folder.iterdir()) == []  # no half-written run, no staging folder
 
