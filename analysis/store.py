@@ -556,7 +556,7 @@ class Store:
                     _fsync_dir(folder)
                     print(f"result store: restored {final} from {good.name} (a replace was interrupted)",
                           file=sys.stderr)
-            if (final / RUN_FILE).exists():
+            if self._complete(final, key):  # old copies go only once the run in place is intact
                 now = time.time()
                 for path in self._leftovers(folder, key).get(key, []):
                     if _LEGACY_STAGING.match(path.name) and now - path.stat().st_mtime < LEGACY_STAGING_AGE_S:

@@ -459,3 +459,14 @@ def test_an_object_array_is_refused_before_it_is_stored_unreadable(tmp_path):
     finally:
         kept.unlink()
     assert Store(tmp_path).runs() == []
+
+
+def test_an_old_copy_is_kept_while_the_run_in_place_is_damaged(tmp_path):
+    assert child(tmp_path, 1.0)[0] == 0
+    final = exp_dir(tmp_path) / KEY
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(final, final.with_name(f".{KEY}.old.1"))  # as if killed at "installed"
+    (final / "extra.jsonl").write_text("damaged\n")
+    with pytest.raises(StoreError, match="extra.jsonl"):
+        Store(tmp_path).load("smoke", "fault_toy", KEY).verify()
+    assert hidden(tmp_path) == [f".{KEY}.old.1"]  # the intact copy is not deleted
