@@ -62,7 +62,7 @@ def md_table(df, digits: int | dict = 3, index: bool = False, widths: list[float
 
     ``digits``: decimals for float columns, one number or a dict ``{column: digits}`` (other columns
     get 3). Columns of whole numbers print as integers, missing values as an em dash, numeric
-    columns are right-aligned. ``widths``: relative column widths (any scale); the table then spans
+    columns are right-aligned, text columns left-aligned. ``widths``: relative column widths (any scale); the table then spans
     the text width and its cells wrap, which keeps wide tables inside the PDF page.
     """
     from IPython.display import Markdown
@@ -98,7 +98,7 @@ def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[
         dashes = [max(3, round(120 * w / total)) for w in widths]
     else:
         dashes = [max(3, len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    sep = ["-" * (k - 1) + ":" if a == "right" else "-" * k for k, a in zip(dashes, align)]
+    sep = ["-" * (k - 1) + ":" if a == "right" else ":" + "-" * (k - 1) for k, a in zip(dashes, align)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)

@@ -52,8 +52,10 @@ def examples_table(stats_run, max_chars: int = 160) -> pd.DataFrame:
 
 
 def per_class_table(ft_run) -> pd.DataFrame:
-    return ft_run.table("per_class").rename(columns={"class": "Class", "f1": "F1", "recall": "Recall",
-                                                     "precision": "Precision", "n": "Test items"})
+    t = ft_run.table("per_class")
+    t = t[[c for c in ("class", "precision", "recall", "f1", "n") if c in t.columns]]
+    return t.rename(columns={"class": "Class", "f1": "F1", "recall": "Recall", "precision": "Precision",
+                             "n": "Test items"})
 
 
 def curve_table(ft_run) -> pd.DataFrame:
@@ -141,14 +143,16 @@ def confusion_sentence(ft_run) -> str:
     import numpy as np
 
     per = ft_run.table("per_class")
-    cm = np.asarray(ft_run.arrays["confusion"]).copy()
+    cm = np.asarray(ft_run.arrays["confusion"]).astype(int)
     best, worst = per.loc[per["f1"].idxmax()], per.loc[per["f1"].idxmin()]
     sym = cm + cm.T
     np.fill_diagonal(sym, -1)
     i, j = np.unravel_index(int(sym.argmax()), sym.shape)
     return (f"{best['class']} is the easiest class (F1 {best['f1']:.3f}) and {worst['class']} the hardest "
             f"(F1 {worst['f1']:.3f}); the pair confused most often is {LABELS[i]} and {LABELS[j]} "
-            f"({cm[i, j]} + {cm[j, i]} test items in either direction)")
+            f"({cm[i, j]} + {cm[j, i]} test items in either direction, "
+            f"{(cm[i, j] + cm[j, i]) / max(int(cm.sum() - np.trace(cm)), 1):.0%} of all {int(cm.sum() - np.trace(cm)):,} "
+            "test errors)")
 
 
 def js_layer_sentence(att_run) -> str:
@@ -303,8 +307,8 @@ def cls_table(att_run, k: int = 3) -> pd.DataFrame:
         "pre-trained: top tokens": [", ".join(r["pre"]) for r in rows],
         "fine-tuned: top tokens": [", ".join(r["ft"]) for r in rows],
         "largest rise": [", ".join(r["rose"]) for r in rows],
-        "[CLS]+[SEP] pre": [r["special_pre"] for r in rows],
-        "[CLS]+[SEP] ft": [r["special_ft"] for r in rows],
+        "special, pre": [r["special_pre"] for r in rows],
+        "special, ft": [r["special_ft"] for r in rows],
     })
 
 
