@@ -115,6 +115,18 @@ def exp_dir(root: Path) -> Path:
     return root / "smoke" / "fault_toy"
 
 
+def wait_for_lock_holder(root: Path, proc, timeout: float = 60.0) -> None:
+    """Until the child holds the key's lock (it writes its pid into the lock file once it has it)."""
+    lock = root / ".locks" / "smoke" / "fault_toy" / f"{KEY}.lock"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if lock.exists() and f"pid {proc.pid}" in lock.read_text():
+            return
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    raise AssertionError("the child never took the lock")
+
+
 def hidden(root: Path) -> list[str]:
     return sorted(p.name for p in exp_dir(root).iterdir() if p.name.startswith("."))
 
@@ -179,7 +191,7 @@ def test_kill_from_outside_between_the_renames(tmp_path):
 
 def test_kill_during_compute_releases_the_lock(tmp_path):
     proc = child(tmp_path, 1.0, sleep=30, wait=False)
-    time.sleep(2.0)
+    wait_for_lock_holder(tmp_path, proc)  # computing, with the lock held
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     started = time.time()
@@ -206,7 +218,7 @@ def test_legacy_leftovers_of_the_old_code_are_restored_and_cleaned(tmp_path):
 
 def test_second_process_waits_and_reuses_the_first_result(tmp_path):
     first = child(tmp_path, 1.0, sleep=4, wait=False)
-    time.sleep(1.5)
+    wait_for_lock_holder(tmp_path, first)
     rc, out, err = child(tmp_path, 2.0)
     first_out = first.communicate(timeout=60)[0]
     assert first.returncode == 0 and "value 1.0" in first_out
