@@ -58,3 +58,51 @@ def test_probe_direct_agreement_skips_unprobed_questions():
     ]})
     assert ch.probe_direct_agreement(run) == pytest.approx(2 / 3)
     assert math.isnan(ch.probe_direct_agreement(FakeRun({"records": [{"probe_k0": None, "direct_letter": "A"}]})))
+
+
+def _annotated_run(tmp_path, monkeypatch, labels):
+    """A fake run with two sampled chains per category, and ``labels`` written as annotations."""
+    import json
+
+    records = []
+    for cat in ch.FLIPS:
+        for rank in range(2):
+            records.append({"id": f"{cat}-{rank}", "flip": cat, "qual_rank": rank,
+                            "cot_text": f"Reasoning: {cat} {rank}\nAnswer: A"})
+    run = FakeRun({"records": records})
+    run.experiment, run.profile = "cot_scienceqa", "test"
+    path = tmp_path / "annotations" / "cot_scienceqa-test.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in labels(records)))
+    monkeypatch.setattr(ch, "annotations_path", lambda run: path)
+    return run, records
+
+
+def test_labels_count_only_for_the_exact_output_read(tmp_path, monkeypatch):
+    def labels(records):
+        by_id = {r["id"]: r for r in records}
+        return [
+            {"id": "flip_to_incorrect-0", "text_sha": ch.text_sha(by_id["flip_to_incorrect-0"]["cot_text"]),
+             "label": "misleading", "note": "wrong fact"},
+            # read from an earlier output: its hash no longer matches, so it does not count
+            {"id": "flip_to_incorrect-1", "text_sha": ch.text_sha("another output"), "label": "nonsensical"},
+        ]
+
+    run, _ = _annotated_run(tmp_path, monkeypatch, labels)
+    counts = ch.label_counts(run, "flip_to_incorrect")
+    assert counts == {"n": 2, "read": 1, "misleading": 1, "nonsensical": 0, "format": 0}
+    assert ch.label_ids(run, "flip_to_incorrect", "misleading") == "flip_to_incorrect-0"
+    text = ch.reading_sentence(run, "flip_to_incorrect")
+    assert text.startswith("Of the 2 sampled chains we read 1: 1 plausible but misleading")
+    assert "not been read" in ch.reading_sentence(run, "correct_correct")
+    assert "Without labels" in ch.worth_it_sentence(run)
+
+
+def test_a_label_outside_its_category_is_an_error(tmp_path, monkeypatch):
+    def labels(records):
+        r = next(r for r in records if r["flip"] == "correct_correct")
+        return [{"id": r["id"], "text_sha": ch.text_sha(r["cot_text"]), "label": "misleading"}]
+
+    run, _ = _annotated_run(tmp_path, monkeypatch, labels)
+    with pytest.raises(ValueError, match="labels not defined for their category"):
+        ch.annotations(run)
