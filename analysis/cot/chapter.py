@@ -525,7 +525,8 @@ def reading_sentence(run, category: str) -> str:
     if c["n"] == 0:
         return "No question fell in this category."
     if c["read"] == 0:
-        return (f"The {c['n']} sampled chains of this run have not been read and labelled yet "
+        chains = "sampled chain" if c["n"] == 1 else f"{c['n']} sampled chains"
+        return (f"The {chains} of this run {'has' if c['n'] == 1 else 'have'} not been read and labelled yet "
                 f"(annotations/{run.experiment}-{run.profile}.jsonl), so only the measured signs below apply.")
     parts = []
     for label, meaning in LABELS[category].items():
@@ -566,3 +567,47 @@ def flip_stems_sentence(run, category: str = "flip_to_correct", top: int = 3) ->
     counts = d["group"].value_counts().head(top)
     sizes = df["group"].value_counts()
     return "; ".join(f"*{_group_name(g)}* ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
+
+
+def _fraction(run, cat: str, column: str) -> float:
+    d = run.table()
+    d = d[d["flip"] == cat]
+    if column == "same letter":
+        return float((d["direct_letter"] == d["cot_letter"]).mean()) if len(d) else float("nan")
+    k0 = d["probe_agree_k0"].dropna()
+    return float(k0.mean()) if len(k0) else float("nan")
+
+
+def incorrect_both_sentence(run) -> str:
+    """What the 'incorrect both times' numbers say about explaining a guess (no claim without them)."""
+    same, fixed = _fraction(run, "incorrect_incorrect", "same letter"), _fraction(run, "incorrect_incorrect", "fixed")
+    if np.isnan(same) or np.isnan(fixed):
+        return "There are too few such questions to say more."
+    if same > 0.5 and fixed > 0.5:
+        return "By these measures the chain mostly explains the guess the model had already made."
+    if same <= 0.5:
+        return ("The chain mostly moves the model to another wrong answer, so it is not merely explaining the "
+                "direct guess.")
+    return "The answer was mostly not fixed before the reasoning, so the chain did take part in choosing it."
+
+
+def posthoc_sentence(run) -> str:
+    """Task 4.7's last question, from the probe and our labels of the 'both' categories."""
+    both = [_fraction(run, c, "fixed") for c in ("correct_correct", "incorrect_incorrect")]
+    flips = [_fraction(run, c, "fixed") for c in ("flip_to_correct", "flip_to_incorrect")]
+    if any(np.isnan(x) for x in both + flips):
+        return "The categories are too small here to compare them."
+    if min(both) > max(flips):
+        text = ("So the chains mattered on the flips, where the written steps moved the model away from its first "
+                "choice in both directions; on the questions whose answer did not change, the chain mostly "
+                "explains an answer that was already there")
+    else:
+        text = ("The answer was not fixed before the reasoning more often on the unchanged questions than on the "
+                "flips, so the probe does not separate post-hoc chains from used ones here")
+    redundant = [label_counts(run, "correct_correct"), label_counts(run, "incorrect_incorrect")]
+    read = sum(c["read"] for c in redundant)
+    if read:
+        posthoc = redundant[0]["redundant"] + redundant[1]["post_hoc"]
+        text += (f"; of the {read} chains of those two categories we read, {posthoc} restate or decorate the answer "
+                 "rather than derive it")
+    return text + "."
