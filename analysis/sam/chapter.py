@@ -397,10 +397,28 @@ def two_images_text(run) -> str:
             f"one point per lung gives {d.loc['point_per_lung', 'f1']:.3f} and the atlas boxes "
             f"{d.loc['atlas_box_per_lung', 'f1']:.3f}." if {"point_per_lung", "atlas_box_per_lung"} <= set(d.index) else
             f"- **{ex['name']}** ({what} F1 under one box per lung, {ex['f1']:.3f}).")
-    lines.append("\nIn @fig-sam-two the box prompt's errors sit at the lower lung borders, near the diaphragm and "
-                 "the heart, where the boundary is faint; a point prompt, by contrast, decides whether anything "
-                 "is segmented at all.")
+    if is_litemedsam(run):  # what its stored masks show (looked at in the figure); other models: numbers only
+        lines.append(f"\nIn @fig-sam-two {model_short(run)}'s box-prompt errors sit at the lower lung borders, near "
+                     "the diaphragm and the heart, where the boundary is faint; its point prompts, by contrast, "
+                     "decide whether anything is segmented at all.")
     return "\n".join(lines)
+
+
+def gallery_text(run) -> str:
+    """What the failure gallery shows: each gallery strategy's worst F1 (from the stored summary), and for
+    LiteMedSAM the failure modes seen in its stored masks (other models: the numbers only, as nobody has
+    looked at their masks yet)."""
+    s = run.table("summary").set_index("strategy")
+    names = [n for n in run.config.get("gallery_strategies", []) if n in s.index]
+    worst = "; ".join(f"*{s.loc[n, 'label']}* {s.loc[n, 'min']:.3f}" for n in names)
+    out = [f"@fig-sam-gallery shows where each strategy breaks. The worst validation F1 of {model_short(run)} is: "
+           f"{worst}."]
+    if is_litemedsam(run):
+        out.append("For points, the mask vanishes or collapses to a small region around the click; for oracle "
+                   "boxes, the errors sit at the lower lung borders, where the boundary is faint behind the "
+                   "diaphragm or the heart; for atlas boxes, the box misses lungs that are smaller, larger or "
+                   "shifted relative to the average.")
+    return " ".join(out)
 
 
 def multimask_text(run) -> str:
