@@ -68,3 +68,57 @@ def test_reasoning_supports():
 def test_reasoning_supports_needs_one_option_in_last_naming_step():
     assert reasoning_supports(("Option A or option B could fit",), CHOICES) is None
     assert reasoning_supports(("It is (B).", "Nothing else to add."), CHOICES) == "B"
+
+
+# ---- outputs without line breaks (flan-t5's tokenizer has no newline token: the format arrives on one line)
+def test_one_line_format_steps_answer_and_format():
+    text = "Reasoning: Ice melts when warmed. Reasoning: Melting is physical. Reasoning: So B fits. Answer: B"
+    ex = extract(text, CHOICES)
+    assert (ex.letter, ex.rule, ex.format_ok) == ("B", "strict", True)
+    assert ex.steps == ("Ice melts when warmed.", "Melting is physical.", "So B fits.")
+    spans = reasoning_steps(text)
+    # each cut ends before the next marker: the one-step prefix holds neither step 2 nor the answer
+    assert text[:spans[0][2]] == "Reasoning: Ice melts when warmed. "
+    assert "Answer" not in text[:spans[2][2]] and text[:spans[2][2]].endswith("So B fits. ")
+
+
+def test_one_line_outputs_that_break_the_format():
+    assert extract("Reasoning: a Reasoning: b Answer: D").format_ok is False  # two steps
+    ex = extract("Let me think. Reasoning: a Reasoning: b Reasoning: c Answer: A")
+    assert (ex.letter, ex.format_ok, len(ex.steps)) == ("A", False, 3)  # text before the first step
+    assert extract("Reasoning: a Reasoning: b Reasoning: c").letter == INVALID
+    # option text after the letter is allowed, as on the Answer line of the multi-line format
+    assert extract("Reasoning: a Reasoning: b Reasoning: c Answer: (C) Both are caused by heating.").format_ok
+
+
+def test_newline_outputs_keep_line_spans():
+    text = "Reasoning: one\nReasoning: two\nAnswer: A"
+    assert [(s, a, b) for s, a, b in reasoning_steps(text)] == [("one", 0, 15), ("two", 15, 30)]
+
+
+# ---- issue 12: hedges, articles, readable answers
+@pytest.mark.parametrize("text", [
+    "Answer: A or B", "Reasoning: x\nAnswer: A or B", "The answer is (A) or (C).", "The answer is either B or D.",
+    "Answer: A/B", "The correct option is B or C.", "Reasoning: a Reasoning: b Reasoning: c Answer: A or B",
+    "Answer: (B) and (D)",
+])
+def test_hedge_is_not_an_answer(text):
+    ex = extract(text, CHOICES)
+    assert (ex.letter, ex.rule, ex.hedge, ex.format_ok) == (INVALID, "invalid", True, False)
+
+
+def test_same_letter_twice_is_not_a_hedge():
+    assert extract("Answer: B or (B)").letter == "B"
+    assert extract("Answer: A, because B is wrong").letter == "A"
+
+
+@pytest.mark.parametrize("text,letter", [
+    ("the answer is a mammal", INVALID),  # the article, not option A
+    ("The answer is a mammal, so B is correct.", "B"),
+    ("the answer is b", "B"), ("answer: (c) yes", "C"), ("The answer is d.", "D"),
+    # clearly readable answers the old rules called INVALID
+    ("B is the correct answer.", "B"), ("The correct option is C.", "C"), ("I think (B) is correct.", "B"),
+    ("So the right choice would be D.", "D"),
+])
+def test_article_and_readable_answers(text, letter):
+    assert extract(text, CHOICES).letter == letter

@@ -3,9 +3,25 @@
 Two rules, as lm-evaluation-harness's strict-match and flexible-extract filters:
 
 - **strict**: the first line of the form ``Answer: X`` (``Answer`` capitalised, a colon, one letter
-  A-D, optionally in parentheses or followed by ``.``/``)``, nothing else but the option text);
+  A-D, optionally in parentheses or followed by ``.``/``)``, nothing else but the option text); in
+  an output without line breaks (a tokenizer without a newline token, such as flan-t5's, writes the
+  whole format on one line) the first ``Answer: X`` that starts the text or follows a space;
 - **flexible**: otherwise the last answer-like mention (``answer is (b)``, ``Answer: b``, a
-  bare ``(C)`` line, ``option D``), or the exact text of one option after ``Answer:``.
+  bare ``(C)`` line, ``option D``, ``B is correct``, ``the correct option is C``), or the exact
+  text of one option after ``Answer:``.
+
+Further rules, stated here because they decide what counts as an answer:
+
+- **hedges are not answers**: an answer that offers several letters (``Answer: A or B``, ``A/B``,
+  ``(A) and (C)``, ``either B or D``) reads as ``INVALID`` (``hedge=True``), whichever rule found it;
+  the flexible rule does not fall back to an earlier mention when the last one is a hedge;
+- **a lower-case letter is a letter only when it stands alone**: ``the answer is b``, ``answer:
+  (c)``, ``answer is d.`` read as B, C, D, but in ``the answer is a mammal`` the ``a`` is the
+  article (no answer); capital letters followed by text (``Answer: C. Both ...``) are letters.
+
+Reasoning steps are the texts after each ``Reasoning:`` marker, found at line starts (numbered or
+bold variants too) and, for outputs written on one line, wherever ``Reasoning:`` follows a space;
+a step ends at the end of its line, at the next marker or before ``Answer:``.
 
 An output neither rule reads is ``INVALID``: counted and shown, never dropped or guessed.
 """
@@ -19,14 +35,31 @@ INVALID = "INVALID"
 LETTERS = "ABCD"
 
 _STRICT = re.compile(r"^\s*Answer:\s*\(?([A-D])\)?(?:[.)]|\s|$)", re.MULTILINE)
+# one-line outputs (no newline token): "Answer: X" at the start or after whitespace
+_STRICT_INLINE = re.compile(r"(?:^|(?<=\s))Answer:\s*\(?([A-D])\)?(?:[.)]|\s|$)")
+# a capital letter may be followed by text ("Answer: C. Both ..."); a lower-case one must stand
+# alone (bracketed, or followed by punctuation or the end), else "answer is a mammal" reads as A
 _ANSWER_ANY = re.compile(
-    r"answer\s*(?:is|:|=|\s)*(?:option\s*)?[\(\[\*]*\s*([A-Da-d])\s*(?:[\)\]\.\*:,]|\s|$)", re.IGNORECASE
+    r"answer\s*(?:is|:|=|\s|either\b)*(?:option\s*)?[\(\[\*]*\s*"
+    r"(?:(?-i:([A-D]))\s*(?:[\)\]\.\*:,/]|\s|$)|(?-i:([a-d]))\s*(?:[\)\]\.\*:,!?;]|$|\s*$)|\((?-i:([a-d]))\))",
+    re.IGNORECASE | re.MULTILINE,
 )
 _OPTION_WORD = re.compile(r"\b(?:option|choice)\s*\(?([A-D])\b\)?", re.IGNORECASE)
 _BARE_LINE = re.compile(r"^\s*[\(\[\*]*([A-D])[\)\]\.\*]*\s*$", re.MULTILINE)
+# "B is correct", "(C) is the right answer", "the correct option is D"
+_IS_CORRECT = re.compile(r"(?:^|(?<=[\s*(]))\(?([A-D])\)?\s+is\s+(?:the\s+)?(?:correct|right|best)\b")
+_CORRECT_IS = re.compile(r"\b(?:correct|right|best)\s+(?:option|choice|letter)\s+(?:is|would\s+be)\s*:?\s*"
+                         r"[\(\[\*]*\s*([A-D])\b", re.IGNORECASE)
+# what may follow an answer letter to offer another one: "or B", "/ (C)", "and D", ", B"
+_HEDGE_TAIL = re.compile(r"[\)\]\*]*\s*(?:/|,|&|\bor\b|\band\b)\s*(?:option\s*)?[\(\[\*]*\s*([A-D])(?![A-Za-z])",
+                         re.IGNORECASE)
+_EITHER = re.compile(r"\beither\s*[\(\[\*]*\s*$", re.IGNORECASE)
 _STEP = re.compile(r"^[ \t]*[\*#]*\s*(?:step\s*\d+\s*[:.-]\s*)?reasoning(?:\s*(?:step\s*)?\d+)?\s*[\*]*\s*:\s*[\*]*\s*(.*)$",
                    re.IGNORECASE | re.MULTILINE)
 _ANSWER_LINE = re.compile(r"^\s*[\*#]*\s*(?:final\s+)?answer\b", re.IGNORECASE | re.MULTILINE)
+# markers inside a line (one-line outputs): exactly the format's words, after whitespace
+_STEP_INLINE = re.compile(r"(?<=[ \t])Reasoning:[ \t]*")
+_ANSWER_INLINE = re.compile(r"(?<=[ \t])Answer:")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,65 +71,135 @@ class Extraction:
     strict_letter: str | None
     n_answer_letters: int  # distinct letters named on answer lines (>1: conflicting answers)
     steps: tuple[str, ...]  # every "Reasoning:" step, in order
-    format_ok: bool  # exactly three Reasoning lines, then a strict Answer line, nothing else
+    format_ok: bool  # exactly three Reasoning steps, then a strict Answer, nothing else
+    hedge: bool = False  # the answer offered several letters ("A or B"): read as INVALID
 
 
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
+def _clean_step(text: str) -> str:
+    return text.strip().strip("*").strip()
+
+
 def reasoning_steps(text: str) -> list[tuple[str, int, int]]:
-    """The ``Reasoning:`` lines before the first answer line: (step text, line start, line end
-    including its newline) in characters of ``text``."""
+    """The ``Reasoning:`` steps before the first answer: (step text, start, end) in characters of
+    ``text``. A step that fills the rest of its line ends after the line's newline; one followed on
+    the same line by another ``Reasoning:`` (or ``Answer:``) ends where that marker begins, so
+    ``text[:end]`` never holds the next step or the answer."""
     stop = _ANSWER_LINE.search(text)
     limit = stop.start() if stop else len(text)
+    # (marker start, content start, is a line-start marker)
+    markers = [(m.start(), m.start(1), True) for m in _STEP.finditer(text) if m.start() < limit]
+    for m in _STEP_INLINE.finditer(text, 0, limit):
+        if not any(start <= m.start() < content for start, content, _ in markers):  # not a line-start marker
+            markers.append((m.start(), m.end(), False))
+    markers.sort()
+    # an inline "Answer:" after the first marker ends the chain (one-line outputs)
+    if markers:
+        inline_answer = _ANSWER_INLINE.search(text, markers[0][1], limit)
+        if inline_answer:
+            limit = inline_answer.start()
+            markers = [m for m in markers if m[0] < limit]
     out = []
-    for m in _STEP.finditer(text):
-        if m.start() >= limit:
-            break
-        end = m.end()
-        if end < len(text) and text[end] == "\n":
-            end += 1
-        out.append((m.group(1).strip().strip("*").strip(), m.start(), end))
+    for n, (start, content, _) in enumerate(markers):
+        line_end = text.find("\n", content)
+        line_end = len(text) if line_end < 0 else line_end
+        nxt = markers[n + 1][0] if n + 1 < len(markers) else len(text)
+        stop_at = min(line_end, nxt, limit)
+        if stop_at == line_end and line_end < len(text) and line_end <= limit:
+            end = line_end + 1  # the whole line with its newline
+        else:
+            end = stop_at
+        out.append((_clean_step(text[content:stop_at]), start, end))
     return out
+
+
+def _hedged(text: str, m: re.Match, group: int = 1) -> bool:
+    """Whether the answer letter matched by ``m`` is offered with another one ("A or B")."""
+    letter = m.group(group).upper()
+    tail = _HEDGE_TAIL.match(text, m.end(group))
+    if tail and tail.group(1).upper() != letter:
+        return True
+    return _EITHER.search(text[max(0, m.start(group) - 12):m.start(group)]) is not None
+
+
+def _letter_of(m: re.Match) -> tuple[str, int]:
+    """(upper-case letter, its group) of an ``_ANSWER_ANY`` match."""
+    for g in (1, 2, 3):
+        if m.group(g):
+            return m.group(g).upper(), g
+    raise AssertionError("no letter group matched")
+
+
+def _is_one_line(text: str) -> bool:
+    return "\n" not in text.strip()
+
+
+def _format_ok_one_line(text: str) -> bool:
+    """One-line form of the format: ``Reasoning: a Reasoning: b Reasoning: c Answer: X``."""
+    parts = re.split(r"(?:^|\s+)(Reasoning:|Answer:)", text.strip())
+    if parts[0].strip() or [p for p in parts[1::2]] != ["Reasoning:"] * 3 + ["Answer:"]:
+        return False
+    contents = parts[2::2]
+    return all(c.strip() for c in contents[:3]) and re.match(r"\s*\(?[A-D]\)?(?:[.)]|\s|$)", contents[3]) is not None
 
 
 def extract(text: str, choices: tuple[str, ...] | None = None) -> Extraction:
     """Strict then flexible extraction of the final letter from one chain-of-thought output."""
     steps = tuple(s for s, _, _ in reasoning_steps(text))
-    strict = [m.group(1) for m in _STRICT.finditer(text)]
-    answer_mentions = [m.group(1).upper() for m in _ANSWER_ANY.finditer(text)]
+    strict_m = list(_STRICT.finditer(text))
+    if not strict_m and _is_one_line(text):
+        strict_m = list(_STRICT_INLINE.finditer(text))
+    strict = [m.group(1) for m in strict_m]
+    answer_mentions = [_letter_of(m)[0] for m in _ANSWER_ANY.finditer(text)]
     n_letters = len(set(strict) | set(answer_mentions))
+    hedge = False
     if strict:
         letter, rule = strict[0], "strict"
+        hedge = _hedged(text, strict_m[0])
     else:
-        letter, rule = _flexible(text, choices), "flexible"
-        if letter is None:
+        found = _flexible(text, choices)
+        if found is None:
             letter, rule = INVALID, "invalid"
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    format_ok = (
-        bool(strict)
-        and len(lines) == 4
-        and all(re.match(r"^\s*Reasoning:\s*\S", ln) for ln in lines[:3])
-        and _STRICT.match(lines[3]) is not None
-    )
-    return Extraction(letter, rule, strict[0] if strict else None, n_letters, steps, format_ok)
+        else:
+            (letter, hedge), rule = found, "flexible"
+    if hedge:
+        letter, rule = INVALID, "invalid"
+    if _is_one_line(text):
+        format_ok = bool(strict) and not hedge and _format_ok_one_line(text)
+    else:
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        format_ok = (
+            bool(strict)
+            and not hedge
+            and len(lines) == 4
+            and all(re.match(r"^\s*Reasoning:\s*\S", ln) for ln in lines[:3])
+            and _STRICT.match(lines[3]) is not None
+        )
+    return Extraction(letter, rule, strict[0] if strict else None, n_letters, steps, format_ok, hedge)
 
 
-def _flexible(text: str, choices: tuple[str, ...] | None) -> str | None:
-    # the answer-like mention that comes last is the model's final word
-    candidates: list[tuple[int, str]] = []
-    for rx in (_ANSWER_ANY, _OPTION_WORD, _BARE_LINE):
-        candidates += [(m.start(), m.group(1).upper()) for m in rx.finditer(text)]
+def _flexible(text: str, choices: tuple[str, ...] | None) -> tuple[str, bool] | None:
+    """(letter, hedged) of the answer-like mention that comes last (the model's final word)."""
+    candidates: list[tuple[int, str, bool]] = []
+    for m in _ANSWER_ANY.finditer(text):
+        letter, g = _letter_of(m)
+        candidates.append((m.start(), letter, _hedged(text, m, g)))
+    for rx in (_OPTION_WORD, _BARE_LINE, _IS_CORRECT):  # mentions, not answer statements: no hedge test
+        candidates += [(m.start(), m.group(1).upper(), False) for m in rx.finditer(text)]
+    candidates += [(m.start(), m.group(1).upper(), _hedged(text, m)) for m in _CORRECT_IS.finditer(text)]
     if choices:
         for m in re.finditer(r"answer\s*(?:is|:)\s*(.+)$", text, re.IGNORECASE | re.MULTILINE):
             said = _norm(m.group(1))
             hits = [i for i, c in enumerate(choices) if _norm(c) and (said == _norm(c) or said.startswith(_norm(c)))]
             if len(hits) == 1:
-                candidates.append((m.start(), LETTERS[hits[0]]))
+                candidates.append((m.start(), LETTERS[hits[0]], False))
     if not candidates:
         return None
-    return max(candidates)[1]
+    _, letter, hedge = max(candidates)
+    return letter, hedge
 
 
 def option_mentions(text: str, choices: tuple[str, ...]) -> list[tuple[int, str]]:
