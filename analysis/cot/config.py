@@ -36,8 +36,10 @@ CONFIGS = {
     # 256 new tokens: with the assignment's prompt many chains need more than 160 to reach "Answer:".
     # Cold time of the whole run: bench/results/cot_offline_cold.json.
     "offline": CotConfig(dtype="bfloat16", max_new_tokens=256, batch_size=16, wave_size=100),
-    # the assignment's example model, hub data, a GPU: larger batches
-    "full": CotConfig(model="flan_t5_base", source="hub", max_new_tokens=256, batch_size=32, wave_size=200,
+    # the assignment's example model, hub data, a GPU: all 200 prompts in one batch (H100, random
+    # weights, 128 new tokens: 7.6 s at batch 200 vs 29.6 s at 32 and ~390 s one at a time;
+    # bench/results/gpu.json). flan-t5-base's cache for 200 rows fits a 16 GB Colab T4 easily.
+    "full": CotConfig(model="flan_t5_base", source="hub", max_new_tokens=256, batch_size=200, wave_size=200,
                       torch_threads=0),
     # tests and the book check: SmolLM2-135M on five questions, short chains (numbers mean nothing)
     "smoke": CotConfig(model="smollm2_135m", n_questions=5, max_new_tokens=48, batch_size=4, wave_size=5, probe_n=5,
