@@ -33,10 +33,10 @@ def test_patterns_sentence_names_largest_group_and_net_extremes():
         group("stem: Select the bird.", 3, 0, 0),                   # below min_n: never named
     ]})
     text = ch.patterns_sentence(run, min_n=5)
-    assert text.startswith("The largest group (*Select the liquid.*, 40 of 69 questions) holds 8 of the 20 flips")
+    assert text.startswith("The largest group (“Select the liquid.”, 40 of 69 questions) holds 8 of the 20 flips")
     assert "about its share" not in text  # 8/20 = 40% of flips vs 58% of questions
-    assert "largest net gain on *chemistry* (4 flips to correct, 0 to incorrect, of 6, McNemar p = 0.12)" in text
-    assert "largest net loss was on *Which type of sentence is this?* (1 to correct, 7 to incorrect, of 20, " \
+    assert "largest net gain on “chemistry” (4 flips to correct, 0 to incorrect, of 6, McNemar p = 0.12)" in text
+    assert "largest net loss was on “Which type of sentence is this?” (1 to correct, 7 to incorrect, of 20, " \
            "McNemar p = 0.07)" in text
 
 
@@ -45,7 +45,7 @@ def test_patterns_sentence_without_flips_or_losses():
     assert ch.patterns_sentence(no_flips).startswith("No answer changed")
     only_gains = FakeRun({"by_group": [group("a", 10, 3, 0), group("b", 10, 1, 1)]})
     text = ch.patterns_sentence(only_gains, min_n=5)
-    assert "largest net gain on *a*" in text and "net loss" not in text
+    assert "largest net gain on “a”" in text and "net loss" not in text
     assert "holds 3 of the 5 flips" in text
 
 
