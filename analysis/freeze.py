@@ -6,7 +6,7 @@ Jupyter cache cannot be used with inline ``{python}`` expressions. So:
 
 - **while a chapter executes** in a render, ``record_reads()`` (installed by the package's
   ``__init__`` when Quarto runs the kernel) notes every experiment folder of the result store the
-  chapter opens a file in, and writes ``_freeze/_analysis-deps/<doc>.json`` (outside Quarto's own
+  chapter opens a file in (and the files of ``annotations/`` it reads), and writes ``_freeze/_analysis-deps/<doc>.json`` (outside Quarto's own
   per-document folders, which it copies back and forth): the profile, a digest
   of the package's source, and per experiment folder a digest of its stored runs (key and
   ``run.json`` bytes of each);
@@ -30,6 +30,7 @@ from pathlib import Path
 
 FREEZE_DIR = "_freeze"
 DEPS_DIR = "_analysis-deps"  # in FREEZE_DIR; one <document path>.json per executed document
+ANNOTATIONS_DIR = "annotations"  # human labels of stored outputs that chapters read (task 4.6)
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -61,6 +62,14 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (first 16 hex digits), or "missing"."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
+
+
 def _deps_path(project: Path, document: Path) -> Path:
     """Where a document's record lives: ``_freeze/_analysis-deps/<path without extension>.json``."""
     rel = document.resolve().relative_to(project.resolve())
@@ -76,6 +85,7 @@ class _Recorder:
         self.project = project.resolve()
         self.profile = profile
         self.folders: dict[str, str] = {}
+        self.files: dict[str, str] = {}  # other inputs a chapter reads (our annotations), by path
         self._busy = False
         self._write()  # a chapter that reads no result still gets a record
 
@@ -89,8 +99,22 @@ class _Recorder:
             path = Path(os.fsdecode(args[0]))
             if not path.is_absolute():
                 path = Path.cwd() / path
-            rel = path.resolve().relative_to(self.results)
+            path = path.resolve()
         except (ValueError, OSError):
+            return
+        if event == "open" and path.is_relative_to(self.project / ANNOTATIONS_DIR):
+            key = path.relative_to(self.project).as_posix()
+            if key not in self.files:
+                self._busy = True
+                try:
+                    self.files[key] = file_digest(path)
+                    self._write()
+                finally:
+                    self._busy = False
+            return
+        try:
+            rel = path.relative_to(self.results)
+        except ValueError:
             return
         depth = 2 if event == "open" else min(len(rel.parts), 2)
         if depth == 0 or len(rel.parts) < depth or (event == "open" and len(rel.parts) < 3):
@@ -107,7 +131,7 @@ class _Recorder:
 
     def _write(self) -> None:
         record = {"profile": self.profile, "source": source_digest(),
-                  "results": _rel(self.results, self.project), "folders": self.folders}
+                  "results": _rel(self.results, self.project), "folders": self.folders, "files": self.files}
         self.deps_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.deps_path.with_name(self.deps_path.name + ".tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -177,6 +201,9 @@ def stale_reason(deps: dict, project: Path, profile: str, source: str) -> str | 
     for folder, recorded in sorted(deps.get("folders", {}).items()):
         if folder_digest(results / folder) != recorded:
             return f"stored runs changed in {folder}"
+    for file, recorded in sorted(deps.get("files", {}).items()):
+        if file_digest(project / file) != recorded:
+            return f"{file} changed"
     return None
 
 

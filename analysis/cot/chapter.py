@@ -488,11 +488,14 @@ def annotations(run) -> pd.DataFrame:
     d["sha"] = d["cot_text"].map(text_sha)
     labels: dict[tuple[str, str], dict] = {}
     path = annotations_path(run)
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                labels[(str(rec["id"]), rec["text_sha"])] = rec
+    try:  # opened even when absent: a render then notes the file, and re-executes once it exists
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        if line.strip():
+            rec = json.loads(line)
+            labels[(str(rec["id"]), rec["text_sha"])] = rec
     found = [labels.get((i, s)) for i, s in zip(d["id"], d["sha"])]
     d["label"] = [r["label"] if r else None for r in found]
     d["note"] = [r.get("note") if r else None for r in found]
