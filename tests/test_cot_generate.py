@@ -140,12 +140,12 @@ def test_prompts_format():
     from analysis.data.scienceqa import Question
 
     q = Question("1", "Which is hot?", "It is summer.", ("sun", "ice", "snow", "sleet"), 0)
-    text = prompts.cot_prompt(q)
-    assert "Context: It is summer." in text
-    assert "A. sun\nB. ice\nC. snow\nD. sleet" in text
-    assert "Reasoning:" in text and "Answer: <letter>" in text
-    assert prompts.direct_prompt(q).endswith(prompts.DIRECT_INSTRUCTION)
-    assert "Context" not in prompts.direct_prompt(Question("2", "Q?", "", ("a", "b", "c", "d"), 1))
+    cot = prompts.cot_prompt(q)
+    assert cot.system == prompts.COT_INSTRUCTION and "Context: It is summer." in cot.user
+    assert "(A) sun\n(B) ice\n(C) snow\n(D) sleet" in cot.user
+    assert "Reasoning: <step 1>" in cot.text and "Answer: <final letter>" in cot.text
+    assert prompts.direct_prompt(q).user.endswith("\n" + prompts.DIRECT_ANSWER_CUE)
+    assert "Context" not in prompts.direct_prompt(Question("2", "Q?", "", ("a", "b", "c", "d"), 1)).user
 
 
 def test_greedy_loop_matches_transformers_generate(lm):
@@ -193,7 +193,7 @@ def test_seq2seq_path_runs(tmp_path):
                       eos_token_id=tok.eos_token_id)
     t5 = LM("flan_t5_base", _model=T5ForConditionalGeneration(config).eval(), _tok=tok)
     assert t5.family == "seq2seq"
-    texts = [prompts.render(tok, t, "seq2seq") for t in TEXTS]
+    texts = [prompts.render(tok, prompts.Prompt(user=t), "seq2seq") for t in TEXTS]
     assert texts == TEXTS  # seq2seq models get the plain prompt
     direct = score_letters(t5, texts, settings=SETTINGS, batch_size=2, cache=JsonlCache(tmp_path / "d.jsonl"))
     assert all(len(r["scores"]) == 4 and r["letter"] in "ABCD" for r in direct)
@@ -250,3 +250,73 @@ def test_probe_inside_continuous_batch_equals_brute_force(lm, tmp_path):
     for item, text in enumerate(MORE_TEXTS):
         rec = cache.get(_probe_key(lm, text, done[item], SETTINGS, 3))
         np.testing.assert_allclose(rec["scores"]["0"], _brute(lm, text, done[item], 0), atol=1e-4)
+
+
+# ---- chains without newlines (flan-t5's tokenizer has no newline token)
+ONE_LINE = "Reasoning: dogs are mammals. Reasoning: frogs are amphibians. Reasoning: so dog. Answer: B"
+
+
+def _brute_suffix(lm, text, gen_ids, cut):
+    from analysis.cot.generate import probe_suffix
+
+    tok = lm.tokenizer
+    suffix = probe_suffix(tok, gen_ids, cut)
+    ids = tok.encode(text, add_special_tokens=False) + gen_ids[:cut] + tok.encode(suffix, add_special_tokens=False)
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids])).logits[:, -1]
+    return _letter_scores(logits, letter_token_ids(tok))[0]
+
+
+def test_step_cuts_one_line_chain(lm):
+    tok = lm.tokenizer
+    ids = tok.encode(ONE_LINE, add_special_tokens=False)
+    cuts = step_cut_tokens(tok, ids, 3)
+    assert None not in cuts
+    texts = [tok.decode(ids[:c]) for c in cuts]
+    assert texts[1].rstrip() == "Reasoning: dogs are mammals."
+    assert texts[2].rstrip().endswith("frogs are amphibians.") and "so dog" not in texts[2]
+    assert texts[3].rstrip().endswith("so dog.") and "Answer" not in texts[3]
+    # unchanged for newline-separated chains (the offline model's outputs)
+    multi = tok.encode(CHAINS[0], add_special_tokens=False)
+    assert tok.decode(multi[:step_cut_tokens(tok, multi, 3)[1]]) == "Reasoning: dogs are mammals.\n"
+
+
+def test_probe_one_line_chain_equals_brute_force(lm, tmp_path):
+    tok = lm.tokenizer
+    gens = [{"gen_ids": tok.encode(c, add_special_tokens=False), "text": c} for c in (ONE_LINE, CHAINS[0])]
+    out = probe_scores(lm, TEXTS[:2], gens, settings=SETTINGS, batch_size=2, cache=JsonlCache(tmp_path / "p.jsonl"))
+    for text, g, o in zip(TEXTS, gens, out):
+        assert sorted(o["scores"]) == [0, 1, 2, 3]
+        for k, scores in o["scores"].items():
+            np.testing.assert_allclose(scores, _brute_suffix(lm, text, g["gen_ids"], o["cuts"][k]), atol=1e-4)
+
+
+def test_newline_free_tokenizer_chain_cuts_and_seq2seq_probe(tmp_path):
+    """A T5 tokenizer (no newline token: the multi-line format comes back on one line) with a tiny
+    random T5: steps are found, no probe prefix holds a later step or the final answer, and every
+    cut is scored."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from analysis.cot.generate import seq2seq_probe_prefixes
+    from fixtures.standins import t5_tokenizer
+
+    tok = t5_tokenizer()
+    chain = tok.decode(tok.encode(CHAINS[0]), skip_special_tokens=True)  # what flan-t5 would emit
+    assert "\n" not in chain and chain.count("Reasoning:") == 3
+    cuts, prefixes = seq2seq_probe_prefixes(chain, 3)
+    assert None not in cuts and len(prefixes) == 4
+    assert prefixes[1].startswith("Reasoning: dogs are mammals.") and prefixes[1].count("Reasoning:") == 1
+    assert all(p.endswith(" Answer:") and p.count("Answer:") == 1 for p in prefixes[1:])
+    assert prefixes[0] == PROBE_ANSWER_PREFIX
+    # decoder-only cuts on the same newline-free ids
+    ids = tok.encode(chain, add_special_tokens=False)
+    dcuts = step_cut_tokens(tok, ids, 3)
+    assert None not in dcuts and "Answer" not in tok.decode(ids[:dcuts[3]])
+    assert tok.decode(ids[:dcuts[1]]).count("Reasoning") == 1
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    t5 = LM("flan_t5_base", _model=T5ForConditionalGeneration(config).eval(), _tok=tok)
+    out = probe_scores(t5, [TEXTS[0]], [{"gen_ids": ids, "text": chain}], settings=SETTINGS,
+                       cache=JsonlCache(tmp_path / "p.jsonl"))
+    assert sorted(out[0]["scores"]) == [0, 1, 2, 3]

@@ -82,6 +82,7 @@ class LM:
 
     name: str
     device: str | None = None
+    dtype: str | None = None  # "float32", "bfloat16", ...; None: the registry's choice (models.load)
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
     load_seconds: float = 0.0
@@ -110,13 +111,15 @@ class LM:
             from ..models import load
 
             started = time.perf_counter()
-            self._model = load(self.name, device=self.device)
+            self._model = load(self.name, device=self.device, dtype=self.dtype)
             self.load_seconds = time.perf_counter() - started
         return self._model
 
     def dtype_name(self) -> str:
         from ..models import pick_device, pick_dtype, hf_source
 
+        if self.dtype is not None:
+            return self.dtype
         device = pick_device(self.device)
         try:
             gguf = hf_source(self.name).gguf_file
@@ -255,8 +258,14 @@ class _AnswerLineStop:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        texts = self.tok.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        return torch.tensor([bool(_STOP_RX.search(t)) for t in texts], device=input_ids.device)
+        # an "Answer: X" that just appeared lies in the last few tokens: decode those first, and the
+        # whole new text only to confirm (decoding every row's whole text at every step is
+        # quadratic in the length; greedy_generate_stream checks the same way)
+        new = input_ids[:, self.prompt_len:]
+        tails = self.tok.batch_decode(new[:, -12:], skip_special_tokens=True)
+        done = [bool(_STOP_RX.search(t)) and bool(_STOP_RX.search(self.tok.decode(row, skip_special_tokens=True)))
+                for t, row in zip(tails, new)]
+        return torch.tensor(done, device=input_ids.device)
 
 
 def _stopping(tok, prompt_len):
@@ -284,24 +293,42 @@ def _clean_gen_ids(ids: list[int], tok) -> list[int]:
 
 
 def step_cut_tokens(tok, gen_ids: list[int], max_steps: int = 3) -> list[int | None]:
-    """Token counts of the generation that end after its k-th ``Reasoning:`` line, k = 0..max_steps.
+    """Token counts of the generation that end after its k-th ``Reasoning:`` step, k = 0..max_steps.
 
-    k = 0 is 0 tokens (no reasoning). None where the chain has fewer than k steps or the k-th
-    line has no newline after it (the cut would split the line).
+    k = 0 is 0 tokens (no reasoning). A step on its own line is cut after its newline; a step
+    followed on the same line by the next marker (outputs without newlines, e.g. a tokenizer with
+    no newline token) is cut at the last token boundary before that marker, provided the cut
+    holds the whole step. None where the chain has fewer than k steps, or the k-th step runs to the
+    end of the text (no newline or marker after it: the cut would split an unfinished step).
     """
     text = tok.decode(gen_ids, skip_special_tokens=True)
     steps = reasoning_steps(text)
     cuts: list[int | None] = [0]
     prefix_len = [len(tok.decode(gen_ids[:i], skip_special_tokens=True)) for i in range(len(gen_ids) + 1)]
     for k in range(1, max_steps + 1):
-        if k > len(steps) or not text[:steps[k - 1][2]].endswith("\n"):
+        if k > len(steps):
             cuts.append(None)
             continue
         end_char = steps[k - 1][2]
-        n_tok = next((i for i, n in enumerate(prefix_len) if n >= end_char), None)
-        cuts.append(n_tok)
+        if text[:end_char].endswith("\n"):
+            cuts.append(next((i for i, n in enumerate(prefix_len) if n >= end_char), None))
+            continue
+        step_end = len(text[:end_char].rstrip())
+        if end_char >= len(text.rstrip()) or step_end == 0:
+            cuts.append(None)  # runs to the end of the output: unfinished
+            continue
+        fits = [i for i, n in enumerate(prefix_len) if step_end <= n <= end_char]
+        cuts.append(fits[-1] if fits else None)
     return cuts
 
+
+def probe_suffix(tok, gen_ids: list[int], cut: int) -> str:
+    """What the probe appends after a cut: ``"Answer:"`` after a newline (or at k = 0), else
+    ``" Answer:"`` (a one-line chain, where the answer marker follows a space)."""
+    if cut == 0:
+        return PROBE_ANSWER_PREFIX
+    before = tok.decode(gen_ids[:cut], skip_special_tokens=True)
+    return PROBE_ANSWER_PREFIX if before[-1:].isspace() else " " + PROBE_ANSWER_PREFIX
 
 
 def _eos_ids(lm: LM) -> set[int]:
@@ -552,10 +579,9 @@ def _probe_batch(lm: LM, items: list[dict], kv, settings: dict, probe_steps: int
 
     tok, model = lm.tokenizer, lm.model
     letter_ids = letter_token_ids(tok)
-    suffix = tok.encode(PROBE_ANSWER_PREFIX, add_special_tokens=False)
     layers = kv.layers
     cached_len = layers[0].keys.shape[2]
-    jobs = []  # (item index, k, row, start, end)
+    jobs = []  # (item index, k, row, start, end, suffix text)
     cuts_all = []
     for n, it in enumerate(items):
         cuts = step_cut_tokens(tok, it["gen_ids"], probe_steps)
@@ -566,37 +592,43 @@ def _probe_batch(lm: LM, items: list[dict], kv, settings: dict, probe_steps: int
             end = it["prompt_len"] + c
             if end > cached_len:
                 continue  # the cut falls on the last token, which generation never fed back
-            jobs.append((n, k, it["row"], it["pad"], end))
+            jobs.append((n, k, it["row"], it["pad"], end, probe_suffix(tok, it["gen_ids"], c)))
     results: dict[int, dict] = {n: {} for n in range(len(items))}
-    for group in _batches(list(range(len(jobs))), 16):
-        sel = [jobs[j] for j in group]
-        lengths = [end - start for _, _, _, start, end in sel]
-        width = max(lengths)
-        new = DynamicCache()
-        for li, layer in enumerate(layers):
-            ks, vs = [], []
-            for (_, _, row, start, end), length in zip(sel, lengths):
-                k_ = layer.keys[row:row + 1, :, start:end]
-                v_ = layer.values[row:row + 1, :, start:end]
-                padw = width - length
-                if padw:
-                    k_ = torch.cat([k_.new_zeros(k_.shape[:2] + (padw, k_.shape[3])), k_], dim=2)
-                    v_ = torch.cat([v_.new_zeros(v_.shape[:2] + (padw, v_.shape[3])), v_], dim=2)
-                ks.append(k_)
-                vs.append(v_)
-            new.update(torch.cat(ks), torch.cat(vs), li)
-        b, s = len(sel), len(suffix)
-        mask = torch.zeros((b, width + s), dtype=torch.long)
-        for r, length in enumerate(lengths):
-            mask[r, width - length:] = 1
-        pos = torch.tensor(lengths).unsqueeze(1) + torch.arange(s).unsqueeze(0)
-        ids = torch.tensor([suffix] * b)
-        with torch.inference_mode():
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                           position_ids=pos.to(model.device), cache=new, logits_to_keep=1).logits
-        scores = _letter_scores(logits[:, -1], letter_ids)
-        for (n, k, _, _, _), sc in zip(sel, scores):
-            results[n][k] = sc.tolist()
+    # rows of one batch share the suffix; newline-separated chains all take "Answer:"
+    by_suffix: dict[str, list[int]] = {}
+    for j, job in enumerate(jobs):
+        by_suffix.setdefault(job[5], []).append(j)
+    for suffix_text, job_ids in by_suffix.items():
+        suffix = tok.encode(suffix_text, add_special_tokens=False)
+        for group in _batches(job_ids, 16):
+            sel = [jobs[j][:5] for j in group]
+            lengths = [end - start for _, _, _, start, end in sel]
+            width = max(lengths)
+            new = DynamicCache()
+            for li, layer in enumerate(layers):
+                ks, vs = [], []
+                for (_, _, row, start, end), length in zip(sel, lengths):
+                    k_ = layer.keys[row:row + 1, :, start:end]
+                    v_ = layer.values[row:row + 1, :, start:end]
+                    padw = width - length
+                    if padw:
+                        k_ = torch.cat([k_.new_zeros(k_.shape[:2] + (padw, k_.shape[3])), k_], dim=2)
+                        v_ = torch.cat([v_.new_zeros(v_.shape[:2] + (padw, v_.shape[3])), v_], dim=2)
+                    ks.append(k_)
+                    vs.append(v_)
+                new.update(torch.cat(ks), torch.cat(vs), li)
+            b, s = len(sel), len(suffix)
+            mask = torch.zeros((b, width + s), dtype=torch.long)
+            for r, length in enumerate(lengths):
+                mask[r, width - length:] = 1
+            pos = torch.tensor(lengths).unsqueeze(1) + torch.arange(s).unsqueeze(0)
+            ids = torch.tensor([suffix] * b)
+            with torch.inference_mode():
+                logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                               position_ids=pos.to(model.device), cache=new, logits_to_keep=1).logits
+            scores = _letter_scores(logits[:, -1], letter_ids)
+            for (n, k, _, _, _), sc in zip(sel, scores):
+                results[n][k] = sc.tolist()
     records = []
     for n, it in enumerate(items):
         records.append({
@@ -657,6 +689,28 @@ def _probe_batch_rowwise(lm, items, kv, settings, probe_steps, cache):
     _probe_batch(lm, items, kv, settings, probe_steps, cache)
 
 
+def seq2seq_probe_prefixes(chain: str, probe_steps: int) -> tuple[list[int | None], list[str]]:
+    """Decoder prefixes of the seq2seq probe: ``"Answer:"`` after the chain cut after 0..probe_steps
+    steps, and the cuts (characters of ``chain``; None where it has fewer steps).
+
+    A step on its own line keeps the multi-line format (``...step\\nAnswer:``); a step followed
+    on its line by the next marker (a chain without newlines, as flan-t5 writes it) is cut before
+    that marker and ``" Answer:"`` follows, so no cut holds a later step or the final answer."""
+    steps = reasoning_steps(chain)
+    cuts, prefixes = [0], [PROBE_ANSWER_PREFIX]
+    for k in range(1, probe_steps + 1):
+        if k > len(steps):
+            cuts.append(None)
+            continue
+        end = steps[k - 1][2]
+        cuts.append(end)
+        if chain[:end].endswith("\n"):
+            prefixes.append(chain[:end].rstrip("\n") + "\n" + PROBE_ANSWER_PREFIX)
+        else:
+            prefixes.append(chain[:end].rstrip() + " " + PROBE_ANSWER_PREFIX)
+    return cuts, prefixes
+
+
 def _probe_seq2seq(lm: LM, texts, gens, *, keys, probe_steps, cache):
     """Seq2seq early answering: decoder prefix = the cut chain + "Answer:" (no KV reuse; small model)."""
     import torch
@@ -665,15 +719,7 @@ def _probe_seq2seq(lm: LM, texts, gens, *, keys, probe_steps, cache):
     letter_ids = letter_token_ids(tok)
     records = []
     for text, g, key in zip(texts, gens, keys):
-        chain = g["text"]
-        steps = reasoning_steps(chain)
-        cuts, prefixes = [0], [PROBE_ANSWER_PREFIX]
-        for k in range(1, probe_steps + 1):
-            if k > len(steps):
-                cuts.append(None)
-                continue
-            cuts.append(steps[k - 1][2])
-            prefixes.append(chain[:steps[k - 1][2]].rstrip("\n") + "\n" + PROBE_ANSWER_PREFIX)
+        cuts, prefixes = seq2seq_probe_prefixes(g["text"], probe_steps)
         enc = tok([text] * len(prefixes), return_tensors="pt", padding=True).to(model.device)
         dec = _decoder_ids(model, tok, prefixes)
         with torch.inference_mode():
