@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .scoring import FLIPS
 
@@ -52,19 +53,26 @@ def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int
 def early_answering(run):
     """Agreement of the early answer (chain cut after k steps) with the final CoT answer."""
     probe = run.table("probe")
+    # None (no valid final answer for any item with that cut, e.g. every CoT answer INVALID) -> NaN
+    agree = pd.to_numeric(probe["agree"], errors="coerce").astype(float)
+    agree_all = pd.to_numeric(probe.get("agree_all_cuts", pd.Series([np.nan] * len(probe))), errors="coerce")
+    n_all = pd.to_numeric(probe.get("n_all_cuts", pd.Series([0] * len(probe))), errors="coerce").fillna(0)
     fig, ax = _subplots(figsize=(5.5, 3.4))
-    ax.plot(probe["steps_kept"], probe["agree"], "o-", color="#264653", label="all items with that cut")
-    if probe["n_all_cuts"].max() > 0:
-        ax.plot(probe["steps_kept"], probe["agree_all_cuts"], "s--", color="#e9c46a",
-                label=f"items with all cuts (n={int(probe['n_all_cuts'].max())})")
-    for k, a, n in zip(probe["steps_kept"], probe["agree"], probe["n"]):
-        if a == a:  # not NaN
+    ax.plot(probe["steps_kept"], agree, "o-", color="#264653", label="all items with that cut")
+    if n_all.max() > 0:
+        ax.plot(probe["steps_kept"], agree_all.astype(float), "s--", color="#e9c46a",
+                label=f"items with all cuts (n={int(n_all.max())})")
+    for k, a, n in zip(probe["steps_kept"], agree, probe["n"]):
+        if np.isfinite(a):
             ax.annotate(f"n={n}", (k, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    if not np.isfinite(agree).any():
+        ax.text(0.5, 0.5, "no valid final CoT answer to compare with", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="#666666")
     ax.set_xticks(probe["steps_kept"])
     ax.set_xlabel("reasoning steps kept before asking for the answer")
     ax.set_ylabel("agrees with final CoT answer")
     ax.set_ylim(0, 1.08)
-    return _finish(fig, ax, legend_loc="lower right")
+    return _finish(fig, ax, legend_loc="lower right" if np.isfinite(agree).any() else None)
 
 
 def letter_distribution(run):
