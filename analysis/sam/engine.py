@@ -1,7 +1,9 @@
 """Embed once, prompt many times.
 
 ``CachedPredictor`` is a ``SamPredictor`` whose ``set_image`` looks the image embedding up in a
-disk cache keyed by (model name, sha256 of the image bytes and shape) before running the encoder,
+disk cache keyed by (model name, its weights, sha256 of the image bytes and shape) before running
+the encoder (the weights part: the checkpoint's sha256, or "random-seed0", from ``sam.weights_id``;
+LiteMedSAM, whose weights are fixed by its package version, keeps the model name alone),
 so every strategy, every robustness level and the automatic mask generator (which calls
 ``predictor.set_image`` itself) reuse one encoder pass per image and model. ``predict_batch`` runs
 many prompts on the current image in batched ``predict_torch`` calls.
@@ -55,7 +57,11 @@ def _make_predictor_class():
         def __init__(self, sam_model, model_name: str, cache: Path | None = None, use_cache: bool = True):
             super().__init__(sam_model)
             self.model_name = model_name
-            self.cache = Path(cache) if cache is not None else cache_dir() / "sam_embeddings" / model_name
+            weights = getattr(sam_model, "weights_id", None)
+            default = cache_dir() / "sam_embeddings" / model_name
+            if weights:  # another checkpoint (or random weights) must not read this one's embeddings
+                default = default / weights
+            self.cache = Path(cache) if cache is not None else default
             self.use_cache = use_cache
             self.encoder_calls = 0
             self.cache_hits = 0

@@ -64,10 +64,14 @@ SOURCES = ("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics"
 
 def _fingerprint(config) -> str:
     """The lung file's fingerprint; the file is validated first (a missing or bad file stops here,
-    before any work, with a DataError saying where to put it)."""
+    before any work, with a DataError saying where to put it). For a downloaded checkpoint its
+    sha256 is appended (``models.identity``; empty for LiteMedSAM, so offline keys are unchanged)."""
     from ..data import lung
+    from ..models import identity
 
-    return lung.fingerprint(evaluate.data_path(config))
+    data = lung.fingerprint(evaluate.data_path(config))
+    weights = identity(config.model)
+    return f"{data}|{config.model}={weights}" if weights else data
 
 
 def _describe(config) -> str:

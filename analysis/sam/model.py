@@ -28,6 +28,8 @@ class Checkpoint:
     size: int
     sha256: str
     registry_key: str
+    build: dict | None = None  # stand-ins only: encoder architecture for segment_anything's _build_sam
+    standin: bool = False
 
 
 CHECKPOINTS = {
@@ -49,12 +51,30 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checkpoint(name: str) -> Checkpoint:
+    """The checkpoint record for ``name``: Meta's, or a stand-in from ``$ANALYSIS_MODEL_STANDINS``'s
+    ``checkpoints.json`` (see ``analysis.models``)."""
+    import json
+
+    from ..models import standins_dir
+
+    folder = standins_dir()
+    manifest = folder / "checkpoints.json" if folder is not None else None
+    if manifest is not None and manifest.exists():
+        entry = json.loads(manifest.read_text()).get(name)
+        if entry is not None:
+            return Checkpoint(entry["url"], int(entry["size"]), entry["sha256"], CHECKPOINTS[name].registry_key,
+                              build=entry.get("build"), standin=True)
+    return CHECKPOINTS[name]
+
+
 def checkpoint_path(name: str, *, fetch: bool = True) -> Path:
-    """The verified official checkpoint for ``name`` (downloaded on first use)."""
+    """The verified checkpoint for ``name`` (downloaded on first use; size and sha256 checked)."""
     from ..download import download
 
-    ck = CHECKPOINTS[name]
-    dest = cache_dir() / "models" / "sam" / Path(ck.url).name
+    ck = checkpoint(name)
+    sub = "sam-standins" if ck.standin else "sam"  # a stand-in never lands where the real file belongs
+    dest = cache_dir() / "models" / sub / Path(ck.url).name
     stamp = dest.with_name(dest.name + ".sha256")
     if dest.exists():
         if dest.stat().st_size != ck.size:
@@ -98,6 +118,39 @@ def _litemedsam(random_weights: bool):
     return sam.eval()
 
 
+def build_sam_arch(encoder_embed_dim: int, encoder_depth: int, encoder_num_heads: int,
+                   encoder_global_attn_indexes, image_size: int = 1024, checkpoint: str | None = None):
+    """``segment_anything``'s ``_build_sam`` with the input size as a parameter (1024 for SAM; a
+    stand-in may use less, as LiteMedSAM's 256): the same classes (``Sam``, ``ImageEncoderViT``,
+    ``PromptEncoder``, ``MaskDecoder`` with its ``TwoWayTransformer``) and prompt/decoder sizes."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    prompt_embed_dim, patch = 256, 16
+    side = image_size // patch
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=encoder_depth, embed_dim=encoder_embed_dim, img_size=image_size, mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=encoder_num_heads, patch_size=patch,
+            qkv_bias=True, use_rel_pos=True, global_attn_indexes=list(encoder_global_attn_indexes),
+            window_size=14, out_chans=prompt_embed_dim),
+        prompt_encoder=PromptEncoder(embed_dim=prompt_embed_dim, image_embedding_size=(side, side),
+                                     input_image_size=(image_size, image_size), mask_in_chans=16),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_embed_dim, mlp_dim=2048, num_heads=8),
+            transformer_dim=prompt_embed_dim, iou_head_depth=3, iou_head_hidden_dim=256),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    sam.eval()
+    if checkpoint is not None:
+        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return sam
+
+
 def load_sam(name: str, random_weights: bool = False):
     """``segment_anything.modeling.Sam`` for ``name`` in {litemedsam, sam_vit_h, sam_vit_b}, on CPU, eval mode."""
     if name == "litemedsam":
@@ -107,13 +160,23 @@ def load_sam(name: str, random_weights: bool = False):
     import torch
     from segment_anything import sam_model_registry
 
-    build = sam_model_registry[CHECKPOINTS[name].registry_key]
+    ck = checkpoint(name)
+    if ck.build is not None:
+        from functools import partial
+
+        build = partial(build_sam_arch, **ck.build)
+    else:
+        build = sam_model_registry[ck.registry_key]
     if random_weights:
         torch.manual_seed(0)
-        return build(checkpoint=None).eval()
+        sam = build(checkpoint=None).eval()
+        sam.weights_id = "random-seed0"
+        return sam
     path = checkpoint_path(name)
     try:
-        return build(checkpoint=str(path)).eval()
+        sam = build(checkpoint=str(path)).eval()
     except Exception as exc:  # torch.load on a damaged file
         raise ModelUnavailable(name, f"cannot load {path} ({exc.__class__.__name__}: {exc})",
                                f"delete {path} and run again to re-download") from exc
+    sam.weights_id = ck.sha256[:16]  # the embedding cache keys on it (engine.CachedPredictor)
+    return sam
