@@ -41,7 +41,14 @@ def device_description() -> str:
         return f"CUDA {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({os.cpu_count()} cores, {n} torch thread{'s' if n != 1 else ''})"
+
+
+def device_text(device: str) -> str:
+    """A stored device description as a reader should see it (runs stored before the plural was
+    fixed say '1 torch threads')."""
+    return device.replace(" 1 torch threads)", " 1 torch thread)")
 
 
 def git_commit() -> str | None:
@@ -75,6 +82,7 @@ def models_table(profile: str | None = None):
 
     from . import experiments
     from .models import spec
+    from .preface import chapter_number
     from .profiles import active_profile
 
     profile = active_profile(profile)
@@ -84,10 +92,10 @@ def models_table(profile: str | None = None):
             continue
         for name in exp.models(exp.configs[profile]):
             model = spec(name)
-            rows.append({"Chapter": exp.chapter, "Experiment": exp.name, "Model": model.title,
+            rows.append({"Ch.": chapter_number(exp.chapter), "Model": model.title,
                          "Weights from": model.source,
                          "Data": exp.data_description(exp.configs[profile])})
-    return pd.DataFrame(rows).drop_duplicates(subset=["Chapter", "Model"])
+    return pd.DataFrame(rows).drop_duplicates(subset=["Ch.", "Model"]).sort_values("Ch.", kind="stable")
 
 
 def packages_table():

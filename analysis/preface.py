@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import experiments
-from .envinfo import device_description, models_table, packages_table
+from .envinfo import device_description, device_text, models_table, packages_table
 from .profiles import DESCRIPTIONS, PROFILES, active_profile
 from .store import Store
 
@@ -29,13 +29,21 @@ def runs_table(profile: str | None = None) -> pd.DataFrame:
         run = experiments.lookup(name, profile, store)
         rows.append({
             "Experiment": name,
-            "Chapter": exp.chapter,
+            "Ch.": chapter_number(exp.chapter),
             "Run key": run.key if run else "not computed yet",
-            "Computed": run.created[:16].replace("T", " ") if run else "",
+            "Computed (UTC)": run.created[:10] if run else "",
             "Minutes": round(run.wall_seconds / 60, 1) if run else float("nan"),
-            "Device": run.env.get("device", "") if run else "",
+            "Device": device_text(run.env.get("device", "")) if run else "",
         })
     return pd.DataFrame(rows)
+
+
+def chapter_number(path: str) -> str:
+    """"chapters/03-bert-attention.qmd" -> "3" (the chapter's number in the book)."""
+    import re
+
+    match = re.match(r"(?:.*/)?0*(\d+)-", path)
+    return match.group(1) if match else path
 
 
 def total_minutes(profile: str | None = None) -> float:

@@ -27,6 +27,12 @@ def model_title(run) -> str:
     return f"{s.title}"
 
 
+def device(run) -> str:
+    from ..envinfo import device_text
+
+    return device_text(run.env.get("device", ""))
+
+
 def model_source(run) -> str:
     s = spec(run.config["model"])
     return f"{s.source}; {s.note}" if s.note else s.source
