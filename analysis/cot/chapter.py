@@ -417,6 +417,14 @@ def accuracies(run):
     return m["acc_direct"], m["acc_cot"]
 
 
+def change_sentence(run) -> str:
+    """'raised accuracy from 54.0% to 57.5%', or 'left accuracy unchanged at 56.0%'."""
+    d, c = accuracies(run)
+    if np.isclose(d, c):
+        return f"left accuracy unchanged at {pct(d)}"
+    return f"{'raised' if c > d else 'lowered'} accuracy from {pct(d)} to {pct(c)}"
+
+
 def direction(run) -> str:
     d, c = accuracies(run)
     if np.isclose(d, c):
