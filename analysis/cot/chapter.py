@@ -321,7 +321,7 @@ def appendix_text(run) -> str:
     for cat in FLIPS:
         n = n_flip(run, cat)
         k = int(run.table()["flip"].eq(cat).mul(run.table()["qual_rank"].notna()).sum())
-        title = FLIP_TITLES[cat].split(" (")[0]
+        title = FLIP_TITLES[cat].split(" (")[0].capitalize()
         parts.append(f"## {title} {{#sec-cot-out-{cat.replace('_', '-')}}}\n\n"
                      f"{k} of the {n} questions of this category, drawn with seed {run.config['seed']}.\n\n"
                      f"::: {{.callout-note collapse=\"true\" appearance=\"minimal\"}}\n"
