@@ -62,3 +62,30 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch
     assert T.finetune(cfg) == final  # finished weights are reused, not retrained
     model = T.load_finetuned(final, device=torch.device("cpu"))
     assert model.config.num_labels == 4 and model.config.id2label[3] == "Sci/Tech"
+
+
+def test_final_step_evaluated_once(tmp_path, monkeypatch):
+    """The Trainer evaluates at the last step itself; the curve must not get that point twice."""
+    monkeypatch.setenv("ANALYSIS_ARTIFACTS_DIR", str(tmp_path))
+    cfg = FineTuneConfig(limit_train=56, n_validation=16, limit_test=16, max_length=16, batch_size=8,
+                         eval_steps=2, logging_steps=1)  # 40 rows / 8 = 5 steps: 5 is not a multiple of 2
+    state = T.train_state(T.finetune(cfg))
+    assert state["global_step"] == 5
+    eval_steps = [e["step"] for e in state["log_history"] if "eval_loss" in e]
+    assert eval_steps == [0, 2, 4, 5]
+
+
+def test_old_runs_with_a_duplicate_last_point_read_once():
+    from analysis.bert.compute import curve_frame
+
+    history = [{"eval_loss": 1.0, "step": 0}, {"loss": 0.9, "step": 1}, {"eval_loss": 0.8, "step": 1},
+               {"eval_loss": 0.8, "step": 1}]
+    assert [e.get("step") for e in T.dedupe_log_history(history)] == [0, 1, 1]  # train + one eval at step 1
+
+    class Run:
+        def table(self, name):
+            return pd.DataFrame([{"step": 0, "kind": "validation", "loss": 1.0}, {"step": 1, "kind": "train", "loss": 0.9},
+                                 {"step": 1, "kind": "validation", "loss": 0.8}, {"step": 1, "kind": "validation", "loss": 0.8}])
+
+    curve = curve_frame(Run())
+    assert list(zip(curve["step"], curve["kind"])) == [(0, "validation"), (1, "train"), (1, "validation")]

@@ -15,7 +15,7 @@ from .attention import extract_attention, load_pretrained_encoder, sentence_stat
 from .config import AttentionConfig, DataStatsConfig, FewShotConfig, FineTuneConfig
 from .fewshot import (build_prefix, load_causal_lm, calibrated_probs, cut_words, label_logprobs, label_probs,
                       pick_demonstrations, query_block)
-from .train import (finetune, load_finetuned, load_splits, predict_logits, quiet_transformers,
+from .train import (dedupe_log_history, finetune, load_finetuned, load_splits, predict_logits, quiet_transformers,
                     token_lengths, train_state)
 
 N_CLASSES = len(agnews.LABELS)
@@ -92,6 +92,18 @@ def compute_data_stats(cfg: DataStatsConfig) -> Output:
 
 # ---------------------------------------------------------------- 3.3 fine-tuning
 def compute_finetune(cfg: FineTuneConfig) -> Output:
+    """Fine-tune, then evaluate on the test split (one process; several GPUs: ``python -m
+    analysis.bert.train`` under torchrun trains on all, then stores this run from the main one)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from ..errors import ConfigError
+
+        # the store's per-run lock lets one process in, the others wait for it, while DDP training
+        # waits for all of them: launching the CLI itself on several processes would hang
+        raise ConfigError("bert_finetune is launched on several processes through the CLI; use "
+                          "`torchrun --nproc_per_node N -m analysis.bert.train --profile P` "
+                          "(trains on all, stores one run from the main process)")
     final = finetune(cfg)
     state = train_state(final)
     _, val, test = load_splits(cfg)
@@ -106,7 +118,7 @@ def compute_finetune(cfg: FineTuneConfig) -> Output:
     records = [{"id": i, "label": int(t), "pred": int(p), "correct": bool(t == p),
                 "logits": [round(float(v), 4) for v in lg]} for i, t, p, lg in zip(test["id"], y, pred, logits)]
     curve = []
-    for entry in state["log_history"]:
+    for entry in dedupe_log_history(state["log_history"]):
         if "loss" in entry and "eval_loss" not in entry:
             curve.append({"step": entry["step"], "epoch": entry.get("epoch"), "kind": "train", "loss": entry["loss"]})
         elif "eval_loss" in entry:
@@ -121,10 +133,18 @@ def compute_finetune(cfg: FineTuneConfig) -> Output:
         "n_train": state["n_train"], "n_validation": state["n_validation"], "n_test": len(test),
         "train_runtime_s": state["train_runtime_s"], "train_samples_per_second": state["train_samples_per_second"],
         "global_step": state["global_step"], "resumed_from": state["resumed_from"], "device": state["device"],
-        "bf16": state["bf16"], "fp16": state["fp16"], "n_params": int(sum(p.numel() for p in model.parameters())),
+        "bf16": state["bf16"], "fp16": state["fp16"], **({"n_processes": state["n_processes"]} if "n_processes" in state else {}),
+        "n_params": int(sum(p.numel() for p in model.parameters())),
         "weights_dir": _relative(final),
     }
     return Output(metrics, {"records": records, "curve": curve, "per_class": per_class}, {"confusion": cm})
+
+
+def curve_frame(ft_run) -> pd.DataFrame:
+    """A stored run's learning curve with one row per (step, kind): runs stored before the
+    duplicate final evaluation was fixed hold the last validation point twice."""
+    curve = ft_run.table("curve")
+    return curve.drop_duplicates(subset=["step", "kind"], keep="first").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- 3.4-3.5 attention

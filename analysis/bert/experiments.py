@@ -30,9 +30,22 @@ FEWSHOT = {"offline": FewShotConfig(finetune=FT_OFFLINE),
            "smoke": FewShotConfig(finetune=FT_SMOKE, n_items=8)}
 
 
+def _models(cfg) -> list[str]:
+    if isinstance(cfg, DataStatsConfig):
+        return [cfg.tokenizer]
+    if isinstance(cfg, FewShotConfig):
+        return [cfg.model, cfg.finetune.model]
+    return [getattr(cfg, "finetune", cfg).model]
+
+
 def _fingerprint(cfg) -> str:
+    """The data's fingerprint, and the hub models' pinned commits (``models.identities``: empty
+    for the offline models, so offline keys are unchanged)."""
+    from ..models import identities
+
     source = getattr(cfg, "source", None) or cfg.finetune.source
-    return agnews.fingerprint(source)
+    pinned = identities(_models(cfg))
+    return f"{agnews.fingerprint(source)}|{pinned}" if pinned else agnews.fingerprint(source)
 
 
 def _data_text(cfg) -> str:

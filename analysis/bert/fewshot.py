@@ -92,6 +92,12 @@ def label_token_ids(tokenizer, label_words: tuple[str, ...]) -> list[list[int]]:
     return ids
 
 
+def _kv_cache(out):
+    """The KV cache of a forward pass (``out.cache``; ``past_key_values`` in older transformers)."""
+    value = getattr(out, "cache", None)
+    return value if value is not None else out.past_key_values
+
+
 def label_logprobs(model, tokenizer, prefix: str, queries: list[str],
                    label_words: tuple[str, ...]) -> np.ndarray:
     """Log-probability of each label word after prefix + query, shape (n_queries, n_labels).
@@ -107,19 +113,19 @@ def label_logprobs(model, tokenizer, prefix: str, queries: list[str],
     prefix_ids = tokenizer.encode(prefix, add_special_tokens=False)
     out = np.zeros((len(queries), len(labels)), dtype=np.float64)
     with torch.inference_mode():
-        cache = model(torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
+        cache = _kv_cache(model(torch.tensor([prefix_ids], device=device), use_cache=True))
         n_prefix = len(prefix_ids)
         for qi, query in enumerate(queries):
             q_ids = tokenizer.encode(query, add_special_tokens=False)
             if single:
-                logits = model(torch.tensor([q_ids], device=device), past_key_values=cache, use_cache=True).logits
+                logits = model(torch.tensor([q_ids], device=device), cache=cache, use_cache=True).logits
                 logp = torch.log_softmax(logits[0, -1].float(), -1)
                 out[qi] = [float(logp[x[0]]) for x in labels]
                 _crop(cache, n_prefix)
                 continue
             for li, lab in enumerate(labels):
                 ids = q_ids + lab
-                logits = model(torch.tensor([ids], device=device), past_key_values=cache, use_cache=True).logits
+                logits = model(torch.tensor([ids], device=device), cache=cache, use_cache=True).logits
                 logp = torch.log_softmax(logits[0].float(), -1)
                 # the label's tokens sit at the last len(lab) positions; each is predicted one step earlier
                 positions = range(len(q_ids) - 1, len(ids) - 1)

@@ -41,9 +41,12 @@ def _in_kernel() -> bool:
 
 def model_dir(cfg: FineTuneConfig) -> Path:
     """Where this config's weights live (a hash of config, data and training-code version)."""
-    digest = hashlib.sha256(
-        canonical_json({"cfg": cfg, "data": agnews.fingerprint(cfg.source), "v": TRAIN_VERSION}).encode()
-    ).hexdigest()[:12]
+    from ..models import identity
+
+    payload = {"cfg": cfg, "data": agnews.fingerprint(cfg.source), "v": TRAIN_VERSION}
+    if identity(cfg.model):  # hub models: their pinned commit (offline models: folder unchanged)
+        payload["weights"] = identity(cfg.model)
+    digest = hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:12]
     return artifacts_dir() / "bert" / f"{cfg.model}-{digest}"
 
 
@@ -82,10 +85,42 @@ def _precision_flags(cfg: FineTuneConfig) -> dict:
     return {"bf16": bf16, "fp16": not bf16}
 
 
+def _distributed_cpu_flags() -> dict:
+    """A distributed launch without GPUs (tests; CPU clusters): DDP over gloo on CPU processes.
+    Nothing for a single process or for GPUs (accelerate picks NCCL there)."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        return {"use_cpu": True, "ddp_backend": "gloo"}
+    return {}
+
+
 def _compute_metrics(eval_pred) -> dict:
     logits, labels = eval_pred
     preds = np.asarray(logits).argmax(-1)
     return {"accuracy": M.accuracy(labels, preds), "macro_f1": M.macro_f1(labels, preds, len(agnews.LABELS))}
+
+
+def _evaluated_at(log_history: list[dict], step: int) -> bool:
+    return any("eval_loss" in entry and entry.get("step") == step for entry in log_history)
+
+
+def dedupe_log_history(log_history: list[dict]) -> list[dict]:
+    """The log history with one evaluation per step (the first; later copies have the same model).
+
+    Runs trained before the fix evaluated the final step twice (the Trainer, then ``evaluate()``):
+    their ``train_state.json`` holds the last point twice, so the curve is read through this.
+    """
+    seen, out = set(), []
+    for entry in log_history:
+        if "eval_loss" in entry:
+            if entry.get("step") in seen:
+                continue
+            seen.add(entry.get("step"))
+        out.append(entry)
+    return out
 
 
 def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
@@ -139,6 +174,7 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
         disable_tqdm=_in_kernel(),
         dataloader_num_workers=0,
         **_precision_flags(cfg),
+        **_distributed_cpu_flags(),
     )
     trainer = Trainer(
         model=model,
@@ -155,26 +191,58 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
     if not checkpoints:
         initial = trainer.evaluate()  # step 0: the untrained head, the curve's first point
     result = trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
-    if trainer.state.global_step % cfg.eval_steps:
-        trainer.evaluate()  # the curve's last point at the final step
-    final.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    history = list(trainer.state.log_history)
-    if initial is not None:
-        history.insert(0, {**initial, "step": 0, "epoch": 0.0})
-    state = {
-        "log_history": history,
-        "train_runtime_s": result.metrics.get("train_runtime"),
-        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
-        "global_step": trainer.state.global_step,
-        "resumed_from": checkpoints[-1].name if checkpoints else None,
-        "n_train": len(train), "n_validation": len(val),
-        "device": str(pick_device()), **_precision_flags(cfg),
-        "config": dataclasses.asdict(cfg),
-    }
-    (final / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+    if not _evaluated_at(trainer.state.log_history, trainer.state.global_step):
+        # transformers >= 5 evaluates at the final step itself (eval_strategy="steps"); older
+        # versions do not when it is not a multiple of eval_steps: then this is the curve's last point
+        trainer.evaluate()
+    world = trainer.args.world_size  # > 1 under torchrun / accelerate launch (DDP, one process per GPU)
+    if trainer.is_world_process_zero():  # one copy of the weights and the state, by the main process
+        final.mkdir(parents=True, exist_ok=True)
+        trainer.model.save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        history = list(trainer.state.log_history)
+        if initial is not None:
+            history.insert(0, {**initial, "step": 0, "epoch": 0.0})
+        state = {
+            "log_history": history,
+            "train_runtime_s": result.metrics.get("train_runtime"),
+            "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+            "global_step": trainer.state.global_step,
+            "resumed_from": checkpoints[-1].name if checkpoints else None,
+            "n_train": len(train), "n_validation": len(val),
+            "device": str(pick_device()), **_precision_flags(cfg),
+            "config": dataclasses.asdict(cfg),
+        }
+        if world > 1:
+            state["n_processes"] = world  # the effective batch is n_processes x batch_size
+        (final / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+    if world > 1:
+        trainer.accelerator.wait_for_everyone()  # the other processes read final/ after this
     return final
+
+
+def is_main_process() -> bool:
+    """False in the non-main processes of a distributed launch (torchrun / accelerate set ``RANK``)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def leave_to_main_process(what: str) -> None:
+    """End a non-main process of a distributed launch once training is done: the main process
+    evaluates and stores the one result (the store never sees a second writer)."""
+    import os
+
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - leaving anyway
+        pass
+    print(f"process {os.environ.get('RANK')}: {what} done; the main process evaluates and stores the run",
+          file=sys.stderr)
+    raise SystemExit(0)
 
 
 def train_state(final: Path) -> dict:
@@ -222,3 +290,50 @@ def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
     """Untruncated token counts including [CLS] and [SEP], shape (n,)."""
     enc = tokenizer(list(texts), truncation=False)
     return np.array([len(x) for x in enc["input_ids"]], dtype=np.int32)
+
+
+def main(argv=None) -> int:
+    """Fine-tune ``bert_finetune``'s config on every process of a distributed launch, then store
+    its run from the main process only::
+
+        torchrun --nproc_per_node 4 -m analysis.bert.train --profile full
+        accelerate launch --num_processes 4 -m analysis.bert.train --profile full
+
+    Every process trains (DDP: each on its share of every batch); the main process saves the
+    weights, the others end after training, and the main process then evaluates on the test split
+    and stores the one run through the result store, as ``python -m analysis run bert_finetune``
+    would (it reuses the weights just trained).
+    """
+    import argparse
+
+    from ..experiments import get, get_or_run
+    from ..profiles import PROFILE_ENV, active_profile
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.bert.train", description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="experiment profile (default: $QUARTO_PROFILE or offline)")
+    args = parser.parse_args(argv)
+    profile = active_profile(args.profile)
+    import os
+
+    os.environ[PROFILE_ENV] = profile
+    cfg = get("bert_finetune").config(profile)
+    finetune(cfg)
+    if not is_main_process():
+        leave_to_main_process("training")
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()  # the rest is single-process work
+    except Exception:  # noqa: BLE001
+        pass
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE"):
+        os.environ.pop(var, None)
+    run = get_or_run("bert_finetune", profile)
+    print(f"bert_finetune [{profile}] {run.key}: stored -> {run.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
