@@ -79,10 +79,12 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def load_all() -> dict[str, Experiment]:
-    """Import every experiment module and return the registry (name -> Experiment)."""
+    """Import every experiment module and return the book's experiments (name -> Experiment):
+    those the package defines. Experiments registered elsewhere (tests' toy experiments) stay
+    reachable by ``get`` but are not the book's."""
     for module_name in EXPERIMENT_MODULES:
         importlib.import_module(module_name)
-    return dict(_REGISTRY)
+    return {name: exp for name, exp in _REGISTRY.items() if exp.compute.__module__.split(".")[0] == "analysis"}
 
 
 def get(name: str) -> Experiment:

@@ -10,10 +10,13 @@ from .config import CONFIGS, CotConfig
 
 
 def _fingerprint(config: CotConfig) -> str:
-    """ScienceQA's fingerprint: the local file validated, then hashed; hub data by id and pinned revision."""
+    """ScienceQA's fingerprint: the local file validated, then hashed; hub data by id and pinned
+    revision; plus the pinned commit of a hub model (offline models add nothing: keys unchanged)."""
     from ..data import scienceqa
+    from ..models import identity
 
-    return scienceqa.fingerprint(config.split, config.source)
+    data, model = scienceqa.fingerprint(config.split, config.source), identity(config.model)
+    return f"{data}|{model}" if model else data
 
 
 def _data_description(config: CotConfig) -> str:
@@ -27,7 +30,7 @@ COT = register(Experiment(
     chapter="chapters/04-chain-of-thought.qmd",
     configs=CONFIGS,
     compute=compute,
-    code_version="1",
+    code_version="2",  # 2: the assignment's prompts verbatim (tasks 4.3, 4.4)
     data_fingerprint=_fingerprint,
     models=lambda config: [config.model],
     data_description=_data_description,
