@@ -69,3 +69,24 @@ def test_demonstrations_cover_every_class():
     assert sorted(demos["label"].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
     assert demos.equals(F.pick_demonstrations(train, 8, seed=3))
     assert F.cut_words("a b c d", 2) == "a b ..."
+
+
+def test_dequantized_cache_is_verified_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    """The fp32 copy of the SmolLM2 GGUF is written with a manifest; a damaged copy is rebuilt,
+    not loaded (a truncated weights file would otherwise load as garbage or crash)."""
+    from analysis import paths
+    from analysis.bert import fewshot
+    from analysis.models import verify_dequantized
+
+    monkeypatch.setenv(paths.CACHE_DIR_ENV, str(tmp_path))
+    fewshot.load_causal_lm("smollm2_135m")
+    folder = tmp_path / "models" / "smollm2_135m-dequantized"
+    assert verify_dequantized("smollm2_135m", folder, rehash=True)
+    weights = next(folder.glob("*.safetensors"))
+    size = weights.stat().st_size
+    with open(weights, "r+b") as fh:
+        fh.truncate(size // 2)
+    assert not verify_dequantized("smollm2_135m", folder)
+    model, _ = fewshot.load_causal_lm("smollm2_135m")
+    assert weights.stat().st_size == size and verify_dequantized("smollm2_135m", folder, rehash=True)
+    assert model.config.vocab_size > 0

@@ -24,7 +24,7 @@ def load_causal_lm(name: str, device=None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..models import hf_source, load, load_tokenizer, pick_device
+    from ..models import hf_source, load, load_tokenizer, pick_device, verify_dequantized, write_dequantized_manifest
     from ..paths import cache_dir
     from .train import quiet_transformers
 
@@ -35,7 +35,8 @@ def load_causal_lm(name: str, device=None):
         return load(name), load_tokenizer(name)
     folder = cache_dir() / "models" / f"{name}-dequantized"
     stamp = folder / "source.txt"
-    if not (stamp.exists() and stamp.read_text() == source.gguf_file):
+    # a folder whose manifest does not match its files (damaged, resized, half written) is rebuilt
+    if not (stamp.exists() and stamp.read_text() == source.gguf_file and verify_dequantized(name, folder)):
         model, tok = load(name, device=torch.device("cpu")), load_tokenizer(name)
         tmp = folder.with_name(folder.name + ".tmp")
         # the weights are plain fp32 after dequantisation; the GGUF "quantizer" only blocks saving
@@ -45,6 +46,7 @@ def load_causal_lm(name: str, device=None):
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "source.txt").write_text(source.gguf_file)
+        write_dequantized_manifest(tmp)
         if folder.exists():
             import shutil
 
