@@ -12,12 +12,13 @@ QUARTO  := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" QUARTO_PYTHON="$(CURDIR)/$(PY)" $
 setup:
 	bash scripts/setup.sh
 
+# Quarto on PATH for the render test (tests/test_render.py skips, saying why, without it).
 test:
-	$(PY) -m pytest -q
+	PATH="$(dir $(QUARTO_BIN)):$$PATH" $(PY) -m pytest -q
 
 # Includes the tests that load the 1.5B model (~80 s, 9 GB of RAM).
 test-all:
-	ANALYSIS_SLOW_TESTS=1 $(PY) -m pytest -q
+	PATH="$(dir $(QUARTO_BIN)):$$PATH" ANALYSIS_SLOW_TESTS=1 $(PY) -m pytest -q
 
 # Quarto re-executes a chapter when its text changed; its pre-render script (scripts/freeze_sync.py)
 # also when the stored results the chapter read, the package code or the profile changed. Otherwise
