@@ -7,19 +7,12 @@ import pytest
 
 matplotlib.use("Agg")
 
-from analysis.store import Store  # noqa: E402
 
-
-def _stored(experiment):
-    runs = Store().runs("offline", experiment)
-    if not runs:
-        pytest.skip(f"no stored offline {experiment} run")
-    return runs[-1]
 
 
 @pytest.fixture(scope="module")
-def runs():
-    return {k: _stored(e) for k, e in (("stats", "agnews_stats"), ("finetune", "bert_finetune"),
+def runs(stored_offline):
+    return {k: stored_offline(e) for k, e in (("stats", "agnews_stats"), ("finetune", "bert_finetune"),
                                        ("attention", "bert_attention"), ("fewshot", "bert_fewshot"))}
 
 

@@ -4,7 +4,6 @@ reports exactly what it checked. The results go to temporary stores (ANALYSIS_RE
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,18 +16,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def offline_hashes() -> dict[str, str]:
-    root = PROJECT / "results" / "offline"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def offline_unchanged():
-    before = offline_hashes()
-    yield
-    after = offline_hashes()
-    assert {k: after.get(k) for k in before} == before
+pytestmark = pytest.mark.usefixtures("offline_unchanged")  # tests/conftest.py
 
 
 def cli(*args, env=None, timeout=300):

@@ -5,7 +5,6 @@ the problem and the fix, raised before anything is hashed or computed; the offli
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import zipfile
@@ -22,18 +21,7 @@ from analysis.errors import DataError
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def offline_hashes() -> dict[str, str]:
-    root = PROJECT / "results" / "offline"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def offline_unchanged():
-    before = offline_hashes()
-    yield
-    after = offline_hashes()
-    assert {k: after.get(k) for k in before} == before
+pytestmark = pytest.mark.usefixtures("offline_unchanged")  # tests/conftest.py
 
 
 def one_line(err, path) -> str:

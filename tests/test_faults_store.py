@@ -31,22 +31,7 @@ from analysis.store import CHECKSUM_FILE, FAULT_ENV, SAVE_POINTS, Output, Run, S
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def offline_hashes() -> dict[str, str]:
-    import hashlib
-
-    root = PROJECT / "results" / "offline"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def offline_unchanged():
-    """Every file of results/offline is byte-identical after this module (a run finishing in the
-    background may add files; none may change or vanish)."""
-    before = offline_hashes()
-    yield
-    after = offline_hashes()
-    assert {k: after.get(k) for k in before} == before
+pytestmark = pytest.mark.usefixtures("offline_unchanged")  # tests/conftest.py
 
 # A tiny experiment run in a child process: argv = store root, "force"|"keep", value, seconds to sleep
 CHILD = textwrap.dedent('''

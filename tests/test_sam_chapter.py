@@ -7,19 +7,12 @@ import pytest
 
 matplotlib.use("Agg")
 
-from analysis.store import Store  # noqa: E402
 
-
-def _stored(experiment):
-    runs = Store().runs("offline", experiment)
-    if not runs:
-        pytest.skip(f"no stored offline {experiment} run")
-    return runs[-1]
 
 
 @pytest.fixture(scope="module")
-def runs():
-    return _stored("sam_prompts"), _stored("sam_auto")
+def runs(stored_offline):
+    return stored_offline("sam_prompts"), stored_offline("sam_auto")
 
 
 def _text_sizes(fig):
