@@ -377,12 +377,23 @@ def pick_device(prefer: str | None = None):
     return torch.device("cpu")
 
 
+def cuda_bf16_native() -> bool:
+    """Whether the CUDA GPU computes bf16 in hardware (compute capability 8.0+: A100, L4, H100).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated (a T4, Colab's
+    free GPU), which runs far slower than fp16 there.
+    """
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
 def pick_dtype(device) -> Any:
     """bf16 on GPUs that support it, fp16 on older CUDA GPUs, fp32 on CPU and MPS."""
     import torch
 
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_bf16_native() else torch.float16
     return torch.float32
 
 

@@ -58,7 +58,7 @@ def main(argv=None):
     from analysis.bert.train import quiet_transformers
     from analysis.data import agnews
     from analysis.envinfo import device_description
-    from analysis.models import hf_source, load_tokenizer, pick_device, spec
+    from analysis.models import cuda_bf16_native, hf_source, load_tokenizer, pick_device, spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="minilm_l6")
@@ -99,7 +99,7 @@ def main(argv=None):
 
     amp = {"bf16": False, "fp16": False}
     if device.type == "cuda":
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = cuda_bf16_native()
         amp = {"bf16": bf16, "fp16": not bf16}
     variants = {
         "snippet": dict(ds=snippet_ds, collator=default_data_collator, batch=a.snippet_batch, grouped=False,

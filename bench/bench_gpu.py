@@ -179,6 +179,7 @@ def bench_bert(args, device) -> dict:
     from transformers import BertConfig, BertForSequenceClassification
 
     from analysis.bert.experiments import FT_FULL
+    from analysis.models import cuda_bf16_native
 
     if args.tiny:
         config = BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -195,7 +196,7 @@ def bench_bert(args, device) -> dict:
 
     log(f"bert: {n_rows} synthetic rows")
     ids, labels, source = bert_rows(n_rows, 0, config.vocab_size, cap)
-    bf16 = device.type == "cuda" and FT_FULL.mixed_precision and torch.cuda.is_bf16_supported()
+    bf16 = device.type == "cuda" and FT_FULL.mixed_precision and cuda_bf16_native()
     out = {"rows": n_rows, "length_source": source, "mean_tokens": float(np.mean([len(x) for x in ids])),
            "full_config": {"batch_size": FT_FULL.batch_size, "mixed_precision": FT_FULL.mixed_precision,
                            "group_by_length": FT_FULL.group_by_length, "max_length": FT_FULL.max_length}}
@@ -276,6 +277,7 @@ def bench_sam(args, device) -> dict:
     import torch
 
     from analysis.sam.engine import cached_predictor
+    from analysis.models import cuda_bf16_native
     from analysis.sam.model import build_sam_arch
 
     if args.tiny:  # a tiny encoder at 256 px input (SAM's decoder): seconds on a CPU
@@ -347,7 +349,7 @@ def bench_sam(args, device) -> dict:
                 masks.append(m)
         return masks
 
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = device.type == "cuda" and cuda_bf16_native()
     idx = list(range(n_images))
     embed_all(idx[:2], bf16)  # warm-up
     sync(device)

@@ -122,3 +122,16 @@ def test_dequantized_cache_manifest_detects_missing_resized_and_changed_files(tm
     assert not models.verify_dequantized("m", folder)
     (folder / "model.safetensors").unlink()
     assert not models.verify_dequantized("m", folder)
+
+
+def test_bf16_only_where_the_gpu_computes_it(monkeypatch):
+    """A T4 (compute capability 7.5) emulates bf16: fp16 there; an A100/H100 (8.0+) gets bf16."""
+    import torch
+
+    from analysis import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what torch says on a T4
+    for capability, expected in (((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert models.pick_dtype(torch.device("cuda")) is expected, capability

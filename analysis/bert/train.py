@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import agnews
-from ..models import hf_source, load_tokenizer, pick_device
+from ..models import cuda_bf16_native, hf_source, load_tokenizer, pick_device
 from ..paths import artifacts_dir
 from ..store import canonical_json
 from . import metrics as M
@@ -81,7 +81,7 @@ def _precision_flags(cfg: FineTuneConfig) -> dict:
 
     if not cfg.mixed_precision or not torch.cuda.is_available():
         return {"bf16": False, "fp16": False}
-    bf16 = torch.cuda.is_bf16_supported()
+    bf16 = cuda_bf16_native()
     return {"bf16": bf16, "fp16": not bf16}
 
 
@@ -274,7 +274,7 @@ def predict_logits(model, tokenizer, texts: list[str], *, max_length: int = 128,
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     autocast_dtype = None
     if mixed_precision and device.type == "cuda":
-        autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        autocast_dtype = torch.bfloat16 if cuda_bf16_native() else torch.float16
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
