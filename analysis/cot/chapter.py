@@ -322,10 +322,15 @@ def appendix_text(run) -> str:
         n = n_flip(run, cat)
         k = int(run.table()["flip"].eq(cat).mul(run.table()["qual_rank"].notna()).sum())
         title = FLIP_TITLES[cat].split(" (")[0].capitalize()
+        listing = examples_text(run, cat)
+        # HTML: a collapsed callout; PDF: the plain list (a Typst callout does not break across
+        # pages, so a long one would be cut off)
         parts.append(f"## {title} {{#sec-cot-out-{cat.replace('_', '-')}}}\n\n"
                      f"{k} of the {n} questions of this category, drawn with seed {run.config['seed']}.\n\n"
+                     f"::::: {{.content-visible when-format=\"html\"}}\n"
                      f"::: {{.callout-note collapse=\"true\" appearance=\"minimal\"}}\n"
-                     f"## The {k} sampled chains\n\n{examples_text(run, cat)}\n:::\n")
+                     f"## The {k} sampled chains\n\n{listing}\n:::\n:::::\n\n"
+                     f"::::: {{.content-visible unless-format=\"html\"}}\n{listing}\n:::::\n")
     return "\n".join(parts)
 
 
