@@ -36,6 +36,7 @@ from typing import Any
 
 from .errors import ModelUnavailable
 from .paths import cache_dir
+from .store import sha256_file
 
 QWEN_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_GGUF_SIZE = 1_117_320_768
@@ -146,13 +147,10 @@ def verify_file(model: str, path: Path, size: int, sha256: str, fix: str, *, reh
                 return "stamp"
         except OSError:
             pass
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    actual = sha256_file(path)
+    if actual != sha256:
         stamp.unlink(missing_ok=True)
-        raise ModelUnavailable(model, f"{path} has sha256 {digest.hexdigest()}, expected {sha256} (corrupt file)", fix)
+        raise ModelUnavailable(model, f"{path} has sha256 {actual}, expected {sha256} (corrupt file)", fix)
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(_stamp_text(path, sha256))
@@ -169,12 +167,8 @@ def write_dequantized_manifest(folder: Path) -> None:
     folder = Path(folder)
     lines = []
     for file in sorted(p for p in folder.iterdir() if p.is_file() and p.name != DEQUANTIZED_MANIFEST):
-        digest = hashlib.sha256()
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
         stat = file.stat()
-        lines.append(f"{digest.hexdigest()}  {stat.st_size}  {file.name}\n")
+        lines.append(f"{sha256_file(file)}  {stat.st_size}  {file.name}\n")
     (folder / DEQUANTIZED_MANIFEST).write_text("".join(lines))
 
 
@@ -203,11 +197,7 @@ def verify_dequantized(model: str, folder: Path, *, rehash: bool = False) -> boo
         if stat.st_size != int(size):
             return False
         if rehash or stat.st_mtime_ns > written:
-            digest = hashlib.sha256()
-            with open(file, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    digest.update(block)
-            if digest.hexdigest() != sha:
+            if sha256_file(file) != sha:
                 return False
     return True
 

@@ -153,6 +153,15 @@ def run_key(experiment: str, profile: str, config: Any, code_version: str, data_
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
+def sha256_file(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 4 MiB blocks (model files are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, memoised on (path, size, mtime) for cheap re-renders.
 
@@ -161,11 +170,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if memo not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _FILE_HASHES[memo] = digest.hexdigest()
+        _FILE_HASHES[memo] = sha256_file(path)
     return _FILE_HASHES[memo]
 
 
@@ -177,14 +182,6 @@ def fingerprint_files(paths: Iterable[Path]) -> str:
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9_.-]+)$")
@@ -764,7 +761,7 @@ class Store:
                 if (run_dir / CHECKSUM_FILE).exists() or not (run_dir / RUN_FILE).exists():
                     continue
                 Run(run_dir).verify()
-                sums = {p.name: _hash_file(p) for p in run_dir.iterdir() if p.is_file()}
+                sums = {p.name: sha256_file(p) for p in run_dir.iterdir() if p.is_file()}
                 _write_checksums(run_dir, sums)
                 sealed.append(run_dir)
         return sealed

@@ -15,11 +15,11 @@ timing without a network).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from ..errors import ModelUnavailable
 from ..paths import cache_dir
+from ..store import sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +41,6 @@ CHECKPOINTS = {
 }
 NAMES = ("litemedsam", "sam_vit_h", "sam_vit_b")
 LITEMEDSAM_IMG_SIZE = 256
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint(name: str) -> Checkpoint:
@@ -80,7 +72,7 @@ def checkpoint_path(name: str, *, fetch: bool = True) -> Path:
         if dest.stat().st_size != ck.size:
             dest.unlink()  # partial copy from an interrupted transfer: fetch again
         elif not (stamp.exists() and stamp.read_text().strip() == ck.sha256):
-            if _sha256(dest) != ck.sha256:
+            if sha256_file(dest) != ck.sha256:
                 dest.unlink()  # same size, wrong bytes: corrupt
             else:
                 stamp.write_text(ck.sha256 + "\n")
