@@ -180,16 +180,6 @@ def format_table(run) -> pd.DataFrame:
     return pd.DataFrame([{"CoT outputs": a, "count": b, "share": pct(b / n if n else float("nan"))} for a, b in rows])
 
 
-def steps_hist(run) -> pd.DataFrame:
-    h = run.metrics["n_steps_hist"]
-    return pd.DataFrame([{"reasoning steps": k, "outputs": v} for k, v in h.items() if v])
-
-
-def by_subject_table(run) -> pd.DataFrame:
-    df = run.table("by_subject")
-    return _group_df(df, "subject")
-
-
 def by_group_table(run, top: int = 12) -> pd.DataFrame:
     df = run.table("by_group").sort_values("n", ascending=False).head(top)
     return _group_df(df, "group")
@@ -334,35 +324,11 @@ def appendix_text(run) -> str:
     return "\n".join(parts)
 
 
-def mismatch_examples(run, limit: int = 5):
-    """Chains whose reasoning names one option while the answer names another."""
-    from IPython.display import Markdown
-
-    df = run.table()
-    d = df[df["reasoning_answer_mismatch"]].head(limit)
-    if d.empty:
-        return Markdown("*No chain was flagged.*")
-    lines = []
-    for _, r in d.iterrows():
-        steps = " → ".join(_md_escape(s) for s in (r["step1"], r["step2"], r["step3"]) if isinstance(s, str))
-        lines.append(f"- **{_md_escape(r['id'])}**: reasoning points to **{r['reasoning_supports']}**, "
-                     f"answer **{r['cot_letter']}**, gold **{r['gold']}**. *{steps}*")
-    return Markdown("\n".join(lines))
-
-
 def timing_line(run) -> str:
     m = run.metrics
     return (f"{m['gen_seconds_recorded'] / 60:.1f} min of CoT generation (with the probe) and "
             f"{m['direct_seconds_recorded'] / 60:.1f} min of direct scoring when first computed "
             f"({m['gen_seconds_recorded'] / max(m['n'], 1):.1f} s per question)")
-
-
-def letter_bias(run) -> tuple[str, float, str, float]:
-    """The letter each condition predicts most often and its share."""
-    df = run.table("letters").set_index("letter")
-    n = run.metrics["n"]
-    d, c = df["direct"].idxmax(), df["cot"].idxmax()
-    return d, df.loc[d, "direct"] / n, c, df.loc[c, "cot"] / n
 
 
 def mcnemar_sentence(run) -> str:
@@ -430,13 +396,6 @@ def change_sentence(run) -> str:
     return f"{'raised' if c > d else 'lowered'} accuracy from {pct(d)} to {pct(c)}"
 
 
-def direction(run) -> str:
-    d, c = accuracies(run)
-    if np.isclose(d, c):
-        return "left accuracy unchanged"
-    return "raised accuracy" if c > d else "lowered accuracy"
-
-
 ASSIGNMENT_N = 200  # the assignment's sample size
 
 
@@ -498,7 +457,16 @@ def text_sha(text) -> str:
 
 def annotations(run) -> pd.DataFrame:
     """The sampled chains (``qual_rank`` set) with our label and note where the label was given to
-    this exact output; columns id, flip, qual_rank, label, note (label None where not read)."""
+    this exact output; columns id, flip, qual_rank, label, note (label None where not read).
+    Read once per run object (the chapter asks for it in many sentences)."""
+    cached = getattr(run, "_cot_annotations", None)
+    if cached is None:
+        cached = _read_annotations(run)
+        run._cot_annotations = cached
+    return cached
+
+
+def _read_annotations(run) -> pd.DataFrame:
     import json
 
     df = run.table()
@@ -556,11 +524,6 @@ def reading_sentence(run, category: str) -> str:
             parts.append(f"{c[label]} {meaning} (e.g. {label_ids(run, category, label)})")
     lead = f"Of the {c['n']} sampled chains we read {c['read']}" if c["read"] < c["n"] else f"We read all {c['n']} sampled chains"
     return f"{lead}: " + "; ".join(parts) + "."
-
-
-def label_share(run, category: str, label: str) -> float:
-    c = label_counts(run, category)
-    return c[label] / c["read"] if c["read"] else float("nan")
 
 
 def worth_it_sentence(run) -> str:
