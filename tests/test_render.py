@@ -2,54 +2,14 @@
 folder), checked as a reader would meet it. Skipped, with the reason, where Quarto is not on PATH;
 CI installs it (.ci/run)."""
 
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import pytest
+from conftest import needs_quarto
 
 from analysis import book
-from analysis.paths import PROJECT_ROOT
-
-QUARTO = shutil.which("quarto")
-needs_quarto = pytest.mark.skipif(
-    QUARTO is None,
-    reason="Quarto is not on PATH: install Quarto >= 1.9 (quarto.org, or `pip install quarto-cli`; "
-    "on the project's machines ../shared/tools/quarto/install .cache/quarto) to run the render test",
-)
-
-
-def _missing_offline_runs() -> list[str]:
-    from analysis.experiments import load_all, lookup
-
-    return [name for name in sorted(load_all()) if lookup(name, "offline") is None]
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory, shared_data):
-    missing = _missing_offline_runs()
-    # A render computes what is missing (an hour of CPU for some runs): that is not a test's job.
-    assert not missing, (f"stored offline runs missing for {missing}: "
-                         "run `python -m analysis run all --profile offline` first")
-    out = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, QUARTO_PYTHON=sys.executable,
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    env.pop("QUARTO_PROFILE", None)
-    started = time.perf_counter()
-    proc = subprocess.run([QUARTO, "render", "--profile", "offline", "--output-dir", str(out)],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    took = time.perf_counter() - started
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"quarto render failed (exit {proc.returncode}) after {took:.0f} s:\n{log[-6000:]}"
-    print(f"quarto render --profile offline: {took:.1f} s")
-    return out
 
 
 @needs_quarto
 def test_rendered_book_has_every_page_and_no_reader_visible_defect(rendered):
+    """(``rendered``: the offline book rendered once per test session, tests/conftest.py)"""
     problems = book.rendered_problems(rendered, book.book_files())
     assert problems == [], "\n".join(problems)
 

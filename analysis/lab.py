@@ -1,0 +1,65 @@
+"""The HTML book's lab widgets (HTML only; the PDF keeps its static figures and tables).
+
+A chapter cell with ``#| output: asis`` prints ``widget(name, data)``: a ``<div>`` carrying the
+widget's data as inline JSON, and the widget's script ``lab/<name>.js`` (plain ES modules, no
+framework, nothing fetched from a CDN; ``_quarto.yml`` copies ``lab/`` into the site). Binary assets
+that do not belong inline (SAM's ONNX decoder, image embeddings) are copied from the result store into
+``_book/lab/`` after the render (``scripts/lab_assets.py``), named by the run they come from.
+
+Each script finds its ``div.lab[data-lab=<name>]`` elements, reads ``script.lab-data`` and builds
+the widget in place; it sets ``data-ready="1"`` on the div when it can be used (the browser tests
+wait for that), and writes what the reader sees into elements with ``data-testid`` attributes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+_count = 0
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become null (``json`` would write NaN, which is not JSON), numpy scalars
+    and arrays become Python numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy array or scalar
+        return _clean(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(data) -> str:
+    """Compact JSON that is safe inside ``<script>`` (no ``</`` can close the tag early)."""
+    text = json.dumps(_clean(data), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def widget(name: str, data, *, label: str, note: str | None = None) -> str:
+    """Markdown for one widget: shown in HTML only, with ``label`` as its accessible name and
+    ``note`` (markdown, optional) as a line above it. ``data`` must be JSON-serialisable after
+    ``_clean``; keep it small (it is part of the page)."""
+    global _count
+    _count += 1
+    ident = f"lab-{name}-{_count}"
+    lines = ['::: {.content-visible when-format="html"}', ""]
+    if note:
+        lines += [note, ""]
+    lines += [
+        "```{=html}",
+        f'<div class="lab lab-{name}" id="{ident}" data-lab="{name}" role="region" aria-label="{html.escape(label)}">',
+        f'<script type="application/json" class="lab-data">{to_json(data)}</script>',
+        '<noscript>This interactive figure needs JavaScript.</noscript>',
+        "</div>",
+        '<link rel="stylesheet" href="../lab/lab.css">',
+        f'<script type="module" src="../lab/{name}.js"></script>',
+        "```",
+        "",
+        ":::",
+    ]
+    return "\n".join(lines)
