@@ -40,19 +40,21 @@ def to_json(data) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def widget(name: str, data, *, label: str, note: str | None = None) -> str:
+def widget(name: str, data, *, label: str, note: str | None = None, attrs: dict[str, str] | None = None) -> str:
     """Markdown for one widget: shown in HTML only, with ``label`` as its accessible name and
     ``note`` (markdown, optional) as a line above it. ``data`` must be JSON-serialisable after
-    ``_clean``; keep it small (it is part of the page)."""
+    ``_clean``; keep it small (it is part of the page). ``attrs``: extra ``data-*`` attributes of
+    the div (e.g. ``data-lab-assets``, read by scripts/lab_assets.py)."""
     global _count
     _count += 1
     ident = f"lab-{name}-{_count}"
+    extra = "".join(f' {k}="{html.escape(str(v))}"' for k, v in (attrs or {}).items())
     lines = ['::: {.content-visible when-format="html"}', ""]
     if note:
         lines += [note, ""]
     lines += [
         "```{=html}",
-        f'<div class="lab lab-{name}" id="{ident}" data-lab="{name}" role="region" aria-label="{html.escape(label)}">',
+        f'<div class="lab lab-{name}" id="{ident}" data-lab="{name}"{extra} role="region" aria-label="{html.escape(label)}">',
         f'<script type="application/json" class="lab-data">{to_json(data)}</script>',
         '<noscript>This interactive figure needs JavaScript.</noscript>',
         "</div>",

@@ -103,11 +103,15 @@ class Output:
 
     ``tables["records"]`` is the per-item table (each row a dict with a stable ``"id"``);
     other tables are free-form (curves, summaries). ``arrays`` holds small numpy arrays.
+    ``web`` holds files written for the HTML book's browser widgets (name -> bytes, stored as
+    ``web/<name>`` and checksummed like every other file; scripts/lab_assets.py copies them into
+    the site): an ONNX model, float16 embeddings, PNG images.
     """
 
     metrics: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    web: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -184,7 +188,9 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-_CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  ([A-Za-z0-9_.-]+)$")
+_CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  ((?:web/)?[A-Za-z0-9_.-]+)$")
+WEB_DIR = "web"  # Output.web files live in this sub-folder of a run
+_WEB_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 def _recompute_fix(path: Path) -> str:
@@ -305,7 +311,11 @@ class Run:
         return self
 
     def table_names(self) -> list[str]:
-        return sorted(n[: -len(".jsonl")] for n in self.files() if n.endswith(".jsonl"))
+        return sorted(n[: -len(".jsonl")] for n in self.files() if n.endswith(".jsonl") and "/" not in n)
+
+    def web_file(self, name: str) -> bytes:
+        """A file of ``Output.web``, checked against its checksum."""
+        return self._read_verified(f"{WEB_DIR}/{name}")
 
     def rows(self, name: str = "records") -> list[dict[str, Any]]:
         """A stored table as a list of dicts."""
@@ -688,6 +698,12 @@ class Store:
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **arrays)
             files[ARRAYS_FILE] = buffer.getvalue()
+        for name, data in output.web.items():
+            if not _WEB_NAME.match(name):
+                raise ValueError(f"web file name {name!r} must be letters, digits, '_', '-' or '.' (no folders)")
+            if not isinstance(data, (bytes, bytearray)):
+                raise ValueError(f"web file {name!r} holds {type(data).__name__}, not bytes")
+            files[f"{WEB_DIR}/{name}"] = bytes(data)
         files[RUN_FILE] = (json.dumps(meta, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
         return files
 
@@ -721,6 +737,8 @@ class Store:
     def _write_run(folder: Path, files: dict[str, bytes]) -> None:
         """Tables and arrays first, then run.json, then checksums.sha256 (which marks it complete)."""
         sums = {}
+        if any(name.startswith(WEB_DIR + "/") for name in files):
+            (folder / WEB_DIR).mkdir(exist_ok=True)
         for name, data in files.items():
             if name not in (RUN_FILE, ARRAYS_FILE):
                 sums[name] = _write_file(folder / name, data)

@@ -1,6 +1,9 @@
 """Quarto post-render script: the binary data of the HTML lab widgets goes into the site.
 
-A widget page (analysis/lab.py) names what it needs in two attributes:
+Every page with a widget (``data-lab=``, analysis/lab.py) gets the widgets' scripts and styles
+(``lab/*.js``, ``lab/*.css`` -> ``<out>/lab/``; copied here rather than through Quarto's
+``resources``, whose glob walks the whole project tree, virtual environment included). A page
+names what else it needs in two attributes:
 
 - ``data-lab-assets="<profile>/<experiment>/<key>"``: the stored run whose ``web/`` folder (files
   written for the browser: ONNX model, float16 embeddings, images) is copied to
@@ -25,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 # the single-threaded-capable WebAssembly build and its loader (numThreads=1 needs no cross-origin isolation)
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+LAB_SRC = ROOT / "lab"
+WIDGET_RE = re.compile(r'data-lab="[a-z0-9_-]+"')
 ASSETS_RE = re.compile(r'data-lab-assets="([A-Za-z0-9_./-]+)"')
 ORT_RE = re.compile(r"data-lab-ort\b")
 
@@ -46,12 +51,17 @@ def _copy(src: Path, dest: Path) -> bool:
 
 def run(out_dir: Path) -> tuple[int, list[str]]:
     """Copy what the pages under ``out_dir`` ask for; returns (files copied, problems)."""
-    runs, wants_ort = set(), False
+    runs, wants_ort, widgets = set(), False, False
     for page in out_dir.rglob("*.html"):
         text = page.read_text(encoding="utf-8", errors="replace")
         runs.update(ASSETS_RE.findall(text))
         wants_ort = wants_ort or bool(ORT_RE.search(text))
+        widgets = widgets or bool(WIDGET_RE.search(text))
     copied, problems = 0, []
+    if widgets:
+        for f in sorted(LAB_SRC.glob("*")):
+            if f.suffix in (".js", ".css"):
+                copied += _copy(f, out_dir / "lab" / f.name)
     for rel in sorted(runs):
         if ".." in Path(rel).parts:
             problems.append(f"data-lab-assets={rel!r} leaves the result store")

@@ -72,7 +72,11 @@ def _missing_offline_runs() -> list[str]:
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory, shared_data):
     """The offline book rendered by real Quarto into a temporary folder, once per test session
-    (the render test reads its pages; the browser tests serve it over HTTP)."""
+    (the render test reads its pages; the browser tests serve it over HTTP).
+    ``ANALYSIS_RENDERED_BOOK=_book`` reuses a book already rendered (while working on a widget)."""
+    reuse = os.environ.get("ANALYSIS_RENDERED_BOOK")
+    if reuse:
+        return Path(reuse).resolve()
     if QUARTO is None:
         pytest.skip("Quarto is not on PATH (see needs_quarto)")
     from analysis.paths import PROJECT_ROOT

@@ -492,3 +492,69 @@ def speed_text(run, auto, bench) -> str:
     else:
         out.append("The benchmark (`python bench/bench_sam.py`) has not been run on this machine yet.")
     return " ".join(out)
+
+
+# --- the HTML book's prompt explorer (chapter 1; analysis.sam.explorer computes its data) ---------
+
+REF_LABELS = {"box_both": "box around both lungs", "box_per_lung": "box, lung {k}",
+              "point_per_lung": "one point, lung {k}", "points3_neg": "3 points + 1 negative, larger lung"}
+
+
+def explorer_run(profile: str | None = None):
+    return get_or_run("sam_explorer", profile)
+
+
+def _image_label(im: dict) -> str:
+    source = {"MCU": "Montgomery", "CHN": "Shenzhen"}.get(im["source"], im["source"])
+    finding = {0: "normal", 1: "TB"}.get(im["tb"], "finding unknown")
+    return f"{im['name']} ({source}, {finding}{', demo' if im['demo'] else ''})"
+
+
+def explorer_data(run) -> dict:
+    """The widget's inline data: images (labels, sizes, coordinate scale), the book's reference
+    prompts with the package's F1 and predicted IoU per output, and where the binary files are
+    (``assets``, relative to the site's ``lab/``)."""
+    images = [dict(im, label=_image_label(im)) for im in run.rows("images")]
+    refs = []
+    for r in run.rows("records"):
+        strategy, k = r["prompt"].split(":")
+        refs.append({"n": r["n"], "prompt": r["prompt"], "label": REF_LABELS[strategy].format(k=int(k) + 1),
+                     "points": r["points"], "labels": r["labels"], "box": r["box"],
+                     "f1": r["f1"], "iou": r["iou_pred"]})
+    auto = run.config["auto"]
+    return {"model": model_short(run), "assets": f"runs/{run.profile}/sam_explorer/{run.key}/",
+            "decoder_mb": run.metrics["onnx_bytes"] / 1e6, "images": images, "refs": refs,
+            "auto_grid": f"{auto['points_per_side']} x {auto['points_per_side']} point grid",
+            "tolerance_pixels": run.metrics["onnx_f16_diff_pixels_max"]}
+
+
+def explorer_note(run, prun) -> str:
+    """What the reader can do, what runs where, and (LiteMedSAM) why points fail."""
+    m = run.metrics
+    short = model_short(run)
+    mb = (m["web_bytes"]) / 1e6
+    text = (f"**Try it.** The explorer below runs {short}'s prompt encoder and mask decoder in your browser, as "
+            "SAM's web demo does: the image encoder ran ahead of time in the package, and its embeddings "
+            "(float16) are loaded with the page; the decoder was exported to ONNX with `segment_anything`'s "
+            "`SamOnnxModel` and runs in onnxruntime-web. Pick an X-ray, drag a box or click points "
+            "(positive, negative), flip through the outputs (the single-mask output and the three multimask "
+            "outputs), or press *Everything* for the automatic mode's stored masks. The F1 is against the "
+            f"ground truth (green outline); the predicted IoU is {short}'s own quality score. "
+            f"{m['n_images']} validation images ({m['n_demo_images']} of them the demo images above); "
+            f"{mb:.0f} MB of model and embeddings load when the explorer comes into view.")
+    if is_litemedsam(run):
+        pt = strategy(prun, "point_per_lung")
+        text += (f" Expect points to fail: {short} is MedSAM distilled, and MedSAM's mask decoder was trained "
+                 "with box prompts only, so a click gives a mask that follows no anatomy (one point per lung: "
+                 f"mean F1 {pt['mean']:.3f} over the validation split). The full profile puts SAM ViT-H here, "
+                 "whose decoder learned from clicks.")
+    return text
+
+
+def explorer_widget(run, prun) -> str:
+    """The prompt explorer as an HTML-only block (``analysis.lab.widget``)."""
+    from .. import lab
+
+    return lab.widget("sam", explorer_data(run), label=f"{model_short(run)} prompt explorer",
+                      note=explorer_note(run, prun),
+                      attrs={"data-lab-assets": f"{run.profile}/sam_explorer/{run.key}", "data-lab-ort": "1"})

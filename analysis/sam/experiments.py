@@ -3,7 +3,9 @@
 - ``sam_prompts``: every prompt strategy (oracle and atlas) on the evaluation split, multimask
   statistics, robustness curves, figure arrays (chapter 2, and the strategy comparison);
 - ``sam_auto``: automatic mode with a lung-picking rule tuned on train images, its upper bounds,
-  and the part-1 demo figure (point, box, automatic on three images) (chapters 1 and 2).
+  and the part-1 demo figure (point, box, automatic on three images) (chapters 1 and 2);
+- ``sam_explorer``: what the HTML book's prompt explorer needs (image embeddings, the decoder in
+  ONNX, reference prompts with the package's masks; chapter 1, ``analysis.sam.explorer``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..experiments import Experiment, register
-from . import evaluate
+from . import evaluate, explorer
 
 CODE_VERSION = "1"
 DATA_RELPATH = "lung/lung_field_dataset.npz"
@@ -57,7 +59,17 @@ class AutoConfig:
     seed: int = 0  # bootstrap resampling
 
 
-# modules whose code determines both experiments' results (hashed into each run's source_hash)
+@dataclasses.dataclass(frozen=True)
+class ExplorerConfig:
+    model: str = "litemedsam"  # as PromptsConfig.model
+    data_relpath: str = DATA_RELPATH  # as PromptsConfig.data_relpath
+    split: str = "val"  # the images offered come from the evaluated split
+    demo_images: int = 3  # the part-1 demo X-rays (the same picks as sam_auto's demo)
+    extra_images: int = 3  # + evenly spaced validation images; each adds a 2 MiB float16 embedding to the site
+    auto: AutoConfig = AutoConfig()  # the "everything" button: the profile's sam_auto generator settings
+
+
+# modules whose code determines the experiments' results (hashed into each run's source_hash)
 SOURCES = ("analysis.sam.prompts", "analysis.sam.engine", "analysis.sam.metrics", "analysis.sam.model",
            "analysis.data.lung")
 
@@ -112,4 +124,21 @@ AUTO = register(Experiment(
     models=lambda c: [c.model],
     data_description=_describe,
     source_modules=SOURCES,
+))
+
+EXPLORER = register(Experiment(
+    name="sam_explorer",
+    title="SAM prompt explorer for the HTML book: embeddings, ONNX decoder, reference masks",
+    chapter="chapters/01-segment-anything.qmd",
+    configs={
+        "offline": ExplorerConfig(auto=AUTO.configs["offline"]),
+        "full": ExplorerConfig(model="sam_vit_h", auto=AUTO.configs["full"]),
+        "smoke": ExplorerConfig(demo_images=1, extra_images=1, auto=AUTO.configs["smoke"]),
+    },
+    compute=explorer.compute_explorer,
+    code_version="1",
+    data_fingerprint=_fingerprint,
+    models=lambda c: [c.model],
+    data_description=_describe,
+    source_modules=SOURCES + ("analysis.sam.explorer", "analysis.sam.evaluate"),
 ))

@@ -1,0 +1,366 @@
+// SAM prompt explorer (chapter 1 of the HTML book). The split of SAM's own web demo: image
+// embeddings were computed ahead of time by the package (analysis/sam/explorer.py) and are fetched
+// as float16; the prompt encoder + mask decoder run here, exported to ONNX with segment_anything's
+// SamOnnxModel, in onnxruntime-web (WebAssembly, one thread: no cross-origin isolation needed).
+// Everything is served with the site (scripts/lab_assets.py); nothing comes from a CDN.
+//
+// Inputs are built exactly as analysis.sam.explorer.onnx_inputs builds them in Python (the browser
+// test compares the masks for the book's reference prompts with the package's masks).
+
+const HERE = new URL(".", import.meta.url); // .../lab/
+const COLORS = { mask: [220, 40, 60], gt: [40, 170, 80], box: [30, 100, 230] };
+
+function addStyle() {
+  if (document.querySelector("link[data-lab-sam-css]")) return;
+  const link = Object.assign(document.createElement("link"), { rel: "stylesheet", href: new URL("sam.css", HERE).href });
+  link.dataset.labSamCss = "1";
+  document.head.appendChild(link);
+}
+
+// float16 -> float32 through a 65,536-entry table (Float16Array is not in every browser yet)
+let HALF = null;
+function halfTable() {
+  if (HALF) return HALF;
+  HALF = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+    HALF[h] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
+  }
+  return HALF;
+}
+function halfToFloat(buf) {
+  const u16 = new Uint16Array(buf), out = new Float32Array(u16.length), t = halfTable();
+  for (let i = 0; i < u16.length; i++) out[i] = t[u16[i]];
+  return out;
+}
+function unpackBits(buf, n) {
+  const bytes = new Uint8Array(buf), out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (bytes[i >> 3] >> (7 - (i & 7))) & 1;
+  return out;
+}
+function packBase64(bits) { // np.packbits order (most significant bit first), then base64
+  const bytes = new Uint8Array(Math.ceil(bits.length / 8));
+  for (let i = 0; i < bits.length; i++) if (bits[i]) bytes[i >> 3] |= 1 << (7 - (i & 7));
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+function f1Score(mask, gt) {
+  let tp = 0, fp = 0, fn = 0;
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i] && gt[i]) tp++; else if (mask[i]) fp++; else if (gt[i]) fn++;
+  }
+  const d = 2 * tp + fp + fn;
+  return d === 0 ? 1 : (2 * tp) / d;
+}
+async function fetchBytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.arrayBuffer();
+}
+const el = (tag, props = {}, ...kids) => {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const k of kids) e.append(k);
+  return e;
+};
+
+class Explorer {
+  constructor(root) {
+    this.root = root;
+    this.data = JSON.parse(root.querySelector("script.lab-data").textContent);
+    this.base = new URL(this.data.assets, HERE);
+    this.cache = new Map(); // image n -> {emb, gt, auto, img, outline}
+    this.points = []; this.labels = []; this.box = null;
+    this.output = "auto"; this.showAuto = false; this.result = null;
+    this.build();
+  }
+
+  build() {
+    const d = this.data;
+    this.imageSel = el("select", { "aria-label": "X-ray" });
+    d.images.forEach((im) => this.imageSel.append(el("option", { value: im.n, textContent: im.label })));
+    this.modeSel = el("select", { "aria-label": "what a click or drag adds" });
+    for (const [v, t] of [["box", "drag: box"], ["pos", "click: positive point"], ["neg", "click: negative point"]])
+      this.modeSel.append(el("option", { value: v, textContent: t }));
+    this.refSel = el("select", { "aria-label": "the book's prompts" });
+    this.clearBtn = el("button", { type: "button", textContent: "Clear" });
+    this.autoBtn = el("button", { type: "button", textContent: "Everything", title: "the automatic mode's stored masks" });
+    this.autoBtn.setAttribute("aria-pressed", "false");
+    this.outBtns = el("span", { className: "sam-outputs", role: "group", ariaLabel: "mask output" });
+    for (const [v, t, title] of [["auto", "SAM's pick", "box: single-mask output; points only: the highest predicted IoU of the three"],
+                                 ["0", "single", "output 0: the single-mask token"], ["1", "1", "multimask output 1"],
+                                 ["2", "2", "multimask output 2"], ["3", "3", "multimask output 3"]]) {
+      const b = el("button", { type: "button", textContent: t, title });
+      b.dataset.output = v;
+      b.dataset.testid = `output-${v}`;
+      this.outBtns.append(b);
+    }
+    this.canvas = el("canvas", { className: "sam-canvas", tabIndex: 0 });
+    this.canvas.dataset.testid = "canvas";
+    this.readout = el("div", { className: "sam-readout" });
+    this.readout.dataset.testid = "readout";
+    this.status = el("div", { className: "lab-status", textContent: "The model loads when this figure comes into view." });
+    this.root.append(
+      el("div", { className: "lab-controls" },
+        el("label", {}, "X-ray ", this.imageSel), el("label", {}, "Mode ", this.modeSel),
+        this.clearBtn, this.autoBtn),
+      el("div", { className: "lab-controls" }, el("label", {}, "Book prompt ", this.refSel), el("span", {}, "Output "), this.outBtns),
+      el("div", { className: "sam-stage" }, this.canvas, this.readout), this.status);
+    this.imageSel.addEventListener("change", () => this.selectImage(+this.imageSel.value));
+    this.refSel.addEventListener("change", () => this.useReference(this.refSel.value));
+    this.clearBtn.addEventListener("click", () => { this.clearPrompt(); this.draw(); });
+    this.autoBtn.addEventListener("click", () => {
+      this.showAuto = !this.showAuto;
+      this.autoBtn.setAttribute("aria-pressed", String(this.showAuto));
+      if (this.showAuto) this.draw(); else this.showResult();
+    });
+    this.outBtns.addEventListener("click", (ev) => {
+      const v = ev.target.dataset && ev.target.dataset.output;
+      if (v) { this.output = v; this.showResult(); }
+    });
+    this.bindPointer();
+  }
+
+  bindPointer() {
+    let start = null;
+    const toImage = (ev) => {
+      const r = this.canvas.getBoundingClientRect(), im = this.current;
+      // integer image pixels, like the book's prompts (a 2x display maps 2 CSS px to 1 pixel)
+      return [Math.round(((ev.clientX - r.left) * im.width) / r.width), Math.round(((ev.clientY - r.top) * im.height) / r.height)];
+    };
+    this.canvas.addEventListener("pointerdown", (ev) => { if (this.ready) { start = toImage(ev); ev.preventDefault(); } });
+    this.canvas.addEventListener("pointermove", (ev) => {
+      if (!start || this.modeSel.value !== "box") return;
+      const p = toImage(ev);
+      this.draw([Math.min(start[0], p[0]), Math.min(start[1], p[1]), Math.max(start[0], p[0]), Math.max(start[1], p[1])]);
+    });
+    this.canvas.addEventListener("pointerup", (ev) => {
+      if (!start) return;
+      const p = toImage(ev), s = start;
+      start = null;
+      const dragged = Math.abs(p[0] - s[0]) > 2 || Math.abs(p[1] - s[1]) > 2;
+      if (this.modeSel.value === "box" && dragged) {
+        this.box = [Math.min(s[0], p[0]), Math.min(s[1], p[1]), Math.max(s[0], p[0]), Math.max(s[1], p[1])];
+      } else if (this.modeSel.value === "box") {
+        this.points.push(p); this.labels.push(1); // a plain click in box mode adds a positive point
+      } else {
+        this.points.push(p); this.labels.push(this.modeSel.value === "pos" ? 1 : 0);
+      }
+      this.refSel.value = "";
+      this.run();
+    });
+  }
+
+  async start() {
+    if (this.loading) return;
+    this.loading = true;
+    const t0 = performance.now();
+    this.status.textContent = `Loading onnxruntime-web and the ${this.data.model} decoder (${(this.data.decoder_mb).toFixed(1)} MB)…`;
+    try {
+      let ort;
+      try {
+        ort = await import(new URL("ort/ort.wasm.min.mjs", HERE).href);
+      } catch (e) {
+        throw new Error("onnxruntime-web is not part of this site: run `make setup` (npm ci) and render again");
+      }
+      ort.env.wasm.wasmPaths = new URL("ort/", HERE).href;
+      ort.env.wasm.numThreads = 1;
+      this.ort = ort;
+      const [session] = await Promise.all([
+        ort.InferenceSession.create(new URL("decoder.onnx", this.base).href, { executionProviders: ["wasm"] }),
+        this.loadImage(+this.imageSel.value),
+      ]);
+      this.session = session;
+      this.root.dataset.loadMs = (performance.now() - t0).toFixed(0);
+      this.t0 = t0;
+      await this.selectImage(+this.imageSel.value);
+      this.ready = true;
+      this.status.textContent = `Ready: ${this.data.model} decoder in your browser (loaded in ${this.root.dataset.loadMs} ms). ` +
+        "Drag a box or click points on the X-ray.";
+      this.root.dataset.ready = "1";
+    } catch (e) {
+      this.status.textContent = `The explorer could not start: ${e.message}`;
+      this.status.classList.add("lab-error");
+      this.root.dataset.error = e.message;
+    }
+  }
+
+  async loadImage(n) {
+    if (this.cache.has(n)) return this.cache.get(n);
+    const im = this.data.images.find((x) => x.n === n);
+    const url = (name) => new URL(`${n}.${name}`, this.base).href;
+    const img = new Image();
+    const loaded = new Promise((ok, fail) => { img.onload = ok; img.onerror = () => fail(new Error(`${url("png")} did not load`)); });
+    img.src = url("png");
+    const [emb, gt, auto] = await Promise.all([fetchBytes(url("emb.f16")), fetchBytes(url("gt.bits")), fetchBytes(url("auto.u8")), loaded]);
+    const size = im.height * im.width;
+    const entry = { im, img, emb: halfToFloat(emb), gt: unpackBits(gt, size), auto: new Uint8Array(auto) };
+    entry.outline = new Uint8Array(size); // ground-truth boundary pixels, drawn as the green outline
+    for (let y = 0; y < im.height; y++) for (let x = 0; x < im.width; x++) {
+      const i = y * im.width + x;
+      if (entry.gt[i] && (x === 0 || y === 0 || x === im.width - 1 || y === im.height - 1 ||
+          !entry.gt[i - 1] || !entry.gt[i + 1] || !entry.gt[i - im.width] || !entry.gt[i + im.width])) entry.outline[i] = 1;
+    }
+    this.cache.set(n, entry);
+    return entry;
+  }
+
+  async selectImage(n) {
+    const entry = await this.loadImage(n);
+    this.entry = entry;
+    this.current = entry.im;
+    this.canvas.width = entry.im.width; this.canvas.height = entry.im.height;
+    this.refSel.replaceChildren(el("option", { value: "", textContent: "— choose —" }));
+    this.data.refs.filter((r) => r.n === n).forEach((r) => this.refSel.append(el("option", { value: r.prompt, textContent: r.label })));
+    this.clearPrompt();
+    this.draw();
+  }
+
+  clearPrompt() {
+    this.points = []; this.labels = []; this.box = null; this.result = null;
+    this.readout.replaceChildren(el("div", { textContent: "No prompt yet." }));
+    delete this.root.dataset.f1;
+  }
+
+  useReference(name) {
+    const r = this.data.refs.find((x) => x.n === this.current.n && x.prompt === name);
+    if (!r) return;
+    this.points = (r.points || []).map((p) => p.slice());
+    this.labels = (r.labels || []).slice();
+    this.box = r.box ? r.box.slice() : null;
+    this.run(r);
+  }
+
+  // The decoder's inputs, as analysis.sam.explorer.onnx_inputs builds them.
+  feeds(entry, points, labels, box) {
+    const ort = this.ort, im = entry.im, [sx, sy] = im.scale_xy;
+    const pts = points.map((p) => p.slice()), lab = labels.slice();
+    if (box) { pts.push([box[0], box[1]], [box[2], box[3]]); lab.push(2, 3); } else { pts.push([0, 0]); lab.push(-1); }
+    const coords = new Float32Array(pts.length * 2);
+    pts.forEach((p, i) => { coords[2 * i] = p[0] * sx; coords[2 * i + 1] = p[1] * sy; });
+    const side = 4 * im.embedding_shape[3];
+    return {
+      image_embeddings: new ort.Tensor("float32", entry.emb, im.embedding_shape),
+      point_coords: new ort.Tensor("float32", coords, [1, pts.length, 2]),
+      point_labels: new ort.Tensor("float32", Float32Array.from(lab), [1, lab.length]),
+      mask_input: new ort.Tensor("float32", new Float32Array(side * side), [1, 1, side, side]),
+      has_mask_input: new ort.Tensor("float32", new Float32Array([0]), [1]),
+      orig_im_size: new ort.Tensor("float32", new Float32Array([im.height, im.width]), [2]),
+    };
+  }
+
+  async decode(entry, points, labels, box) {
+    const out = await this.session.run(this.feeds(entry, points, labels, box), ["masks", "iou_predictions"]);
+    const size = entry.im.height * entry.im.width, logits = out.masks.data, masks = [];
+    for (let k = 0; k < 4; k++) {
+      const m = new Uint8Array(size);
+      for (let i = 0; i < size; i++) m[i] = logits[k * size + i] > 0 ? 1 : 0;
+      masks.push(m);
+    }
+    return { masks, iou: Array.from(out.iou_predictions.data) };
+  }
+
+  async run(ref = null) {
+    if (!this.ready && !this.session) return;
+    if (!this.points.length && !this.box) { this.clearPrompt(); this.draw(); return; }
+    const t = performance.now();
+    const res = await this.decode(this.entry, this.points, this.labels, this.box);
+    res.ms = performance.now() - t;
+    res.hasBox = !!this.box;
+    res.ref = ref;
+    res.f1 = res.masks.map((m) => f1Score(m, this.entry.gt));
+    this.result = res;
+    this.root.dataset.decodeMs = res.ms.toFixed(1);
+    if (!this.root.dataset.firstAnswerMs && this.t0 !== undefined) this.root.dataset.firstAnswerMs = (performance.now() - this.t0).toFixed(0);
+    this.root.dataset.prompt = JSON.stringify({ points: this.points, labels: this.labels, box: this.box });
+    this.showResult();
+  }
+
+  chosenOutput() {
+    const r = this.result;
+    if (this.output !== "auto") return +this.output;
+    if (r.hasBox) return 0; // a box is unambiguous: the single-mask output (as the book's box strategies)
+    let best = 1;
+    for (let k = 2; k <= 3; k++) if (r.iou[k] > r.iou[best]) best = k;
+    return best; // points only: the best-scored of the three multimask outputs (as the book's demo)
+  }
+
+  showResult() {
+    for (const b of this.outBtns.children) b.setAttribute("aria-pressed", String(b.dataset.output === this.output));
+    if (!this.result) { this.draw(); return; }
+    const r = this.result, k = this.chosenOutput();
+    this.root.dataset.output = k;
+    this.root.dataset.f1 = r.f1[k];
+    this.root.dataset.iou = r.iou[k];
+    const fmt = (v) => v.toFixed(3);
+    const rows = [el("div", {}, el("b", { textContent: `F1 ${fmt(r.f1[k])}` }), ` against the ground truth (output ${k}${k === 0 ? ", single mask" : ""})`),
+      el("div", { textContent: `${this.data.model}'s predicted IoU: ${fmt(r.iou[k])}` }),
+      el("div", { className: "lab-status", textContent: `all outputs, F1: ${r.f1.map(fmt).join(" / ")}; predicted IoU: ${r.iou.map(fmt).join(" / ")}` }),
+      el("div", { className: "lab-status", textContent: `decoded in ${r.ms.toFixed(0)} ms in this browser` })];
+    if (r.ref) {
+      rows.push(el("div", { className: "lab-status", textContent:
+        `The package, for this prompt (PyTorch, float32 embedding): F1 ${r.ref.f1.map(fmt).join(" / ")}` }));
+    }
+    const f1El = rows[0].firstChild;
+    f1El.dataset.testid = "f1";
+    this.readout.replaceChildren(...rows);
+    this.draw();
+  }
+
+  draw(rubber = null) {
+    const e = this.entry;
+    if (!e) return;
+    const ctx = this.canvas.getContext("2d"), w = e.im.width, h = e.im.height;
+    ctx.drawImage(e.img, 0, 0, w, h);
+    const px = ctx.getImageData(0, 0, w, h), d = px.data;
+    const paint = (i, [r, g, b], a) => { d[4 * i] = d[4 * i] * (1 - a) + r * a; d[4 * i + 1] = d[4 * i + 1] * (1 - a) + g * a; d[4 * i + 2] = d[4 * i + 2] * (1 - a) + b * a; };
+    if (this.showAuto) {
+      for (let i = 0; i < w * h; i++) {
+        const lab = e.auto[i];
+        if (lab) paint(i, [(lab * 97) % 256, (lab * 57 + 80) % 256, (lab * 151 + 40) % 256], 0.55);
+      }
+    }
+    if (this.result && !this.showAuto) {
+      const m = this.result.masks[this.chosenOutput()];
+      for (let i = 0; i < w * h; i++) if (m[i]) paint(i, COLORS.mask, 0.45);
+    }
+    for (let i = 0; i < w * h; i++) if (e.outline[i]) paint(i, COLORS.gt, 0.9);
+    ctx.putImageData(px, 0, 0);
+    const box = rubber || this.box;
+    if (box) {
+      ctx.strokeStyle = `rgb(${COLORS.box})`; ctx.lineWidth = 1.5;
+      ctx.strokeRect(box[0], box[1], box[2] - box[0], box[3] - box[1]);
+    }
+    this.points.forEach((p, i) => {
+      ctx.beginPath(); ctx.arc(p[0], p[1], 3.5, 0, 2 * Math.PI);
+      ctx.fillStyle = this.labels[i] === 1 ? "#19c24a" : "#e0243c"; ctx.fill();
+      ctx.lineWidth = 1; ctx.strokeStyle = "#fff"; ctx.stroke();
+    });
+    if (this.showAuto) {
+      const im = e.im;
+      this.readout.replaceChildren(el("div", { textContent: `Everything: ${im.n_auto_masks} masks from the automatic mode (${this.data.auto_grid}), stored by the package; unlabelled, as the demo shows them.` }));
+      this.readout.firstChild.dataset.testid = "auto-count";
+    } else if (!this.result) {
+      this.readout.replaceChildren(el("div", { textContent: "No prompt yet." }));
+    }
+  }
+}
+
+addStyle();
+for (const root of document.querySelectorAll('div.lab[data-lab="sam"]')) {
+  const x = new Explorer(root);
+  root.samLab = {
+    // For the browser test: decode a prompt on image n with the page's own pipeline; the four masks
+    // packed like np.packbits (row-major, most significant bit first), base64.
+    decode: async (n, points, labels, box) => {
+      const entry = await x.loadImage(n);
+      const r = await x.decode(entry, points || [], labels || [], box);
+      return { masks: r.masks.map(packBase64), iou: r.iou };
+    },
+  };
+  const go = () => x.start();
+  if ("IntersectionObserver" in window) {
+    const io = new IntersectionObserver((items) => { if (items.some((i) => i.isIntersecting)) { io.disconnect(); go(); } }, { rootMargin: "300px" });
+    io.observe(root);
+  } else go();
+}
