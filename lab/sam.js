@@ -59,7 +59,8 @@ async function fetchBytes(url) {
   return r.arrayBuffer();
 }
 const el = (tag, props = {}, ...kids) => {
-  const e = Object.assign(document.createElement(tag), props);
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) if (k.includes("-")) e.setAttribute(k, v); else e[k] = v; // aria-*: attributes
   for (const k of kids) e.append(k);
   return e;
 };
@@ -82,7 +83,7 @@ class Explorer {
     this.modeSel = el("select", { "aria-label": "what a click or drag adds" });
     for (const [v, t] of [["box", "drag: box"], ["pos", "click: positive point"], ["neg", "click: negative point"]])
       this.modeSel.append(el("option", { value: v, textContent: t }));
-    this.refSel = el("select", { "aria-label": "the book's prompts" });
+    this.refSel = el("select", { "aria-label": "the book's prompts", "data-testid": "refs" });
     this.clearBtn = el("button", { type: "button", textContent: "Clear" });
     this.autoBtn = el("button", { type: "button", textContent: "Everything", title: "the automatic mode's stored masks" });
     this.autoBtn.setAttribute("aria-pressed", "false");
@@ -166,10 +167,13 @@ class Explorer {
       ort.env.wasm.wasmPaths = new URL("ort/", HERE).href;
       ort.env.wasm.numThreads = 1;
       this.ort = ort;
+      const phases = { import_ms: performance.now() - t0 };
       const [session] = await Promise.all([
-        ort.InferenceSession.create(new URL("decoder.onnx", this.base).href, { executionProviders: ["wasm"] }),
-        this.loadImage(+this.imageSel.value),
+        ort.InferenceSession.create(new URL("decoder.onnx", this.base).href, { executionProviders: ["wasm"] })
+          .then((x) => { phases.session_ms = performance.now() - t0; return x; }),
+        this.loadImage(+this.imageSel.value).then((x) => { phases.image_ms = performance.now() - t0; return x; }),
       ]);
+      this.root.dataset.phases = JSON.stringify(phases);
       this.session = session;
       this.root.dataset.loadMs = (performance.now() - t0).toFixed(0);
       this.t0 = t0;
@@ -177,6 +181,7 @@ class Explorer {
       this.ready = true;
       this.status.textContent = `Ready: ${this.data.model} decoder in your browser (loaded in ${this.root.dataset.loadMs} ms). ` +
         "Drag a box or click points on the X-ray.";
+      this.root.dataset.readyAtMs = performance.now().toFixed(0); // since the page's navigation began
       this.root.dataset.ready = "1";
     } catch (e) {
       this.status.textContent = `The explorer could not start: ${e.message}`;
@@ -271,7 +276,10 @@ class Explorer {
     res.f1 = res.masks.map((m) => f1Score(m, this.entry.gt));
     this.result = res;
     this.root.dataset.decodeMs = res.ms.toFixed(1);
-    if (!this.root.dataset.firstAnswerMs && this.t0 !== undefined) this.root.dataset.firstAnswerMs = (performance.now() - this.t0).toFixed(0);
+    if (!this.root.dataset.firstAnswerMs && this.t0 !== undefined) {
+      this.root.dataset.firstAnswerMs = (performance.now() - this.t0).toFixed(0); // since loading began
+      this.root.dataset.firstAnswerAtMs = performance.now().toFixed(0); // since the page's navigation began
+    }
     this.root.dataset.prompt = JSON.stringify({ points: this.points, labels: this.labels, box: this.box });
     this.showResult();
   }
