@@ -70,7 +70,8 @@ function details(row, data) {
 
   const scores = row.direct_scores.map((s, i) => `${letterOf(i)} ${s.toFixed(2)}`).join(" · ");
   box.append(el("p", { "data-testid": "direct" }, el("strong", {}, "Without CoT "),
-    `${optionName(row, row.direct)} ${mark(row.direct_ok)} `,
+    el("span", { class: row.direct_ok ? "cot-ok" : "cot-bad", "data-testid": "direct-answer" },
+      `${optionName(row, row.direct)} ${mark(row.direct_ok)}`), " ",
     el("span", { class: "cot-meta" }, `(highest next-token log-probability: ${scores})`)));
 
   const head = `Reasoning steps (${row.steps.length})`;
@@ -88,8 +89,7 @@ function details(row, data) {
   if (row.hit_max) flags.push("stopped by the token budget");
   box.append(el("p", { "data-testid": "extracted" }, el("strong", {}, "Letter read from the chain "),
     el("span", { class: row.valid ? (row.cot_ok ? "cot-ok" : "cot-bad") : "cot-invalid", "data-testid": "extracted-letter" },
-      row.valid ? optionName(row, row.cot) : INVALID),
-    ` ${mark(row.cot_ok)} `, el("span", { class: "cot-meta" }, `(${flags.join("; ")})`)));
+      `${row.valid ? optionName(row, row.cot) : INVALID} ${mark(row.cot_ok)}`), " ", el("span", { class: "cot-meta" }, `(${flags.join("; ")})`)));
 
   // early answering: the answer after k steps of this chain, and whether it is already the final one
   const early = el("table", { class: "cot-early", "data-testid": "early" });
