@@ -9,6 +9,8 @@ const SHORT = {  // the category titles without their parenthesised gloss, as th
   correct_correct: "correct both",
   incorrect_incorrect: "incorrect both",
 };
+// the chapter's abbreviations (its table of groups), for a narrow column (see cot.css)
+const CODE = { flip_to_correct: "FC", flip_to_incorrect: "FI", correct_correct: "CC", incorrect_incorrect: "II" };
 const INVALID = "INVALID";
 const DASH = "–";  // shown for a missing value (never "null"/"None": the book check forbids it)
 
@@ -154,10 +156,11 @@ function build(root) {
   const status = el("p", { class: "cot-count", "aria-live": "polite" }, count, byFlip);
   const tbody = el("tbody");
   const table = el("table", { class: "cot-table" },
-    el("colgroup", {}, el("col", { class: "c-id" }), el("col", { class: "c-group" }), el("col", { class: "c-l" }),
+    el("colgroup", {}, el("col", { class: "c-id" }), el("col", { class: "c-group" }), el("col", { class: "c-l c-gold" }),
       el("col", { class: "c-l" }), el("col", { class: "c-l2" }), el("col", { class: "c-flip" })),
-    el("thead", {}, el("tr", {}, ...["id", "topic / question stem", "gold", "without CoT", "with CoT", "category"]
-      .map((h) => el("th", { scope: "col" }, h)))), tbody);
+    el("thead", {}, el("tr", {}, ...["id", "topic / question stem", "gold", "without CoT", "with CoT"]
+      .map((h) => el("th", { scope: "col" }, h)),
+    el("th", { scope: "col" }, el("span", { class: "cot-long" }, "category"), el("span", { class: "cot-short", title: "category" }, "cat.")))), tbody);
   const scroll = el("div", { class: "cot-scroll", tabindex: "0", "aria-label": "questions" }, table);
   const hint = el("p", { class: "lab-status" }, "Click a question (or press Enter on it) to show its chain; the list scrolls.");
 
@@ -203,7 +206,8 @@ function build(root) {
       el("td", { class: "cot-letter" }, r.gold),
       letterCell(r.direct, r.direct_ok, "direct-letter"),
       letterCell(r.cot, r.cot_ok, "cot-letter"),
-      el("td", {}, el("span", { class: `cot-flip cot-${r.flip}` }, SHORT[r.flip] || r.flip)));
+      el("td", {}, el("span", { class: `cot-flip cot-${r.flip}`, title: SHORT[r.flip] || r.flip },
+        el("span", { class: "cot-long" }, SHORT[r.flip] || r.flip), el("span", { class: "cot-short" }, CODE[r.flip] || r.flip))));
       tr.addEventListener("click", () => toggle(tr, r));
       tr.addEventListener("keydown", (e) => {
         if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(tr, r); }
