@@ -144,7 +144,7 @@ function build(root) {
     el("option", { value: "invalid" }, `INVALID (${rows.length - nValid})`));
   const nLabelled = rows.filter((r) => r.label).length;
   const labelBox = el("input", { type: "checkbox", "data-testid": "filter-labelled" });
-  const search = el("input", { type: "search", placeholder: "words in question or chain", "data-testid": "search", size: "18" });
+  const search = el("input", { type: "search", placeholder: "words or id", "data-testid": "search", size: "18" });
   const controls = el("div", { class: "lab-controls" },
     el("label", {}, "Category", flipSel), el("label", {}, "Topic / stem", groupSel),
     el("label", {}, "CoT answer", validSel), el("label", {}, "Search", search),

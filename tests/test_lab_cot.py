@@ -110,6 +110,13 @@ def test_browser_rows_per_flip_category_and_validity(browser, site_url, run):
     assert len(rows) == m["n_invalid"] and {r.get_attribute("data-valid") for r in rows} == {"0"}
     _select(widget, "filter-valid", "valid")
     assert len(_rows(widget)) == m["n"] - m["n_invalid"]
+    # the text search finds a question by a phrase of its own
+    from selenium.webdriver.common.by import By
+
+    _select(widget, "filter-valid", "")
+    rec = run.rows("records")[0]
+    widget.find_element(By.CSS_SELECTOR, '[data-testid="search"]').send_keys(rec["question"].splitlines()[-1])
+    assert rec["id"] in [r.get_attribute("data-id") for r in _rows(widget)]
 
 
 def test_browser_row_expands_to_its_chain(browser, site_url, run):
