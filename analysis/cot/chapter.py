@@ -596,3 +596,92 @@ def posthoc_sentence(run) -> str:
         text += (f"; of the {read} chains of those two categories we read, {posthoc} restate or decorate the answer "
                  "rather than derive it")
     return text + "."
+
+
+# ----------------------------------------------------------------------------- HTML lab: the browser
+def _opt(x):
+    """A stored optional field as JSON: None for missing (pandas gives NaN, the store null)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return None
+    return x.item() if hasattr(x, "item") else x
+
+
+def _all_steps(rec: dict) -> list[str]:
+    """Every ``Reasoning:`` step of a stored output. The run stores the first three (the probe cuts
+    at most there); the rest are read again from the stored raw text with the same extractor, and
+    used only when that reproduces the stored three and the stored step count (otherwise the stored
+    three alone: the extractor changed since the run, and the run is what the book reports)."""
+    from .extract import extract
+
+    stored = [s for s in (rec["step1"], rec["step2"], rec["step3"]) if s is not None]
+    again = list(extract(rec["cot_text"], tuple(rec["choices"])).steps)
+    return again if again[:3] == stored and len(again) == rec["n_steps"] else stored
+
+
+def cot_browser_data(run) -> dict:
+    """The chain-of-thought browser's data: every stored question of the run, nothing recomputed.
+
+    Top level: ``n`` questions, ``n_invalid`` (the run's metric), ``probe_steps`` (the deepest
+    early-answering cut), ``categories`` (per flip category in ``FLIPS`` order: ``key``, ``title``,
+    ``n`` = the run's metric ``n_<key>``), ``labels`` (per category: label -> meaning, our reading
+    of task 4.6) and ``rows``, one per question in the run's order, with:
+
+    - ``id``, ``group`` (topic where known, else question stem, as the chapter groups),
+      ``group_kind`` ("topic" or "stem": which of the two ``group`` is), ``subject``,
+      ``topic``, ``category`` (ScienceQA's own category; these three are null where the data has no
+      metadata), ``question``, ``hint`` (ScienceQA's context, "" if none), ``choices`` (A-D texts),
+      ``gold`` (letter);
+    - ``direct`` (letter with the highest next-token score without CoT), ``direct_scores`` (the A-D
+      log-probabilities it was taken from), ``direct_ok``;
+    - ``cot`` (extracted letter or ``"INVALID"``), ``rule`` (strict/flexible/invalid: which rule read
+      it), ``valid`` (``cot`` is a letter), ``cot_ok`` (INVALID counts as wrong), ``flip`` (category);
+    - ``steps`` (the reasoning steps, see ``_all_steps``), ``n_steps``, ``format_ok``, ``hit_max``
+      (stopped by the token budget), ``tokens`` (generated tokens), ``raw`` (the whole raw output);
+    - ``early``: ``[letter after 0 steps, after 1, ...]`` up to ``probe_steps``, null where the
+      chain had fewer steps or the question was not probed; ``early_agree``: the same cuts, true
+      where the early letter equals the final CoT letter (null where either is missing/INVALID);
+    - ``sampled`` (drawn for the qualitative sample), ``label``/``note`` (our reading of that exact
+      output, null where not sampled or not labelled).
+    """
+    records = run.rows("records")
+    k_max = int(run.config["probe_steps"])
+    ann = annotations(run).set_index("id")
+    rows = []
+    for r in records:
+        rid = str(r["id"])
+        labelled = rid in ann.index
+        rows.append({
+            "id": rid, "group": _group_name(r["group"]),
+            "group_kind": "stem" if r["group"].startswith("stem: ") else "topic", "subject": _opt(r["subject"]),
+            "topic": _opt(r["topic"]), "category": _opt(r["sqa_category"]),
+            "question": r["question"], "hint": r["hint"] or "", "choices": list(r["choices"]), "gold": r["gold"],
+            "direct": r["direct_letter"], "direct_scores": list(r["direct_scores"]), "direct_ok": bool(r["direct_correct"]),
+            "cot": r["cot_letter"], "rule": r["cot_rule"], "valid": r["cot_letter"] != INVALID,
+            "cot_ok": bool(r["cot_correct"]), "flip": r["flip"],
+            "steps": _all_steps(r), "n_steps": int(r["n_steps"]), "format_ok": bool(r["format_ok"]),
+            "hit_max": bool(r["hit_max"]), "tokens": int(r["n_new_tokens"]), "raw": r["cot_text"],
+            "early": [r.get(f"probe_k{k}") for k in range(k_max + 1)],
+            "early_agree": [r.get(f"probe_agree_k{k}") for k in range(k_max + 1)],
+            "sampled": r["qual_rank"] is not None,
+            "label": _opt(ann["label"].get(rid)) if labelled else None,
+            "note": _opt(ann["note"].get(rid)) if labelled else None,
+        })
+    m = run.metrics
+    return {
+        "n": int(m["n"]), "n_invalid": int(m["n_invalid"]), "probe_steps": k_max,
+        "categories": [{"key": k, "title": FLIP_TITLES[k], "n": n_flip(run, k)} for k in FLIPS],
+        "labels": LABELS, "rows": rows,
+    }
+
+
+def cot_browser(run) -> str:
+    """Task 4.5/4.6 in the HTML book: every question of the run in a filterable browser (markdown
+    for an ``output: asis`` cell; absent from the PDF, which keeps the tables and Appendix A)."""
+    from ..lab import widget
+
+    data = cot_browser_data(run)
+    note = (f"**Browse all {data['n']} questions.** Filter them by flip category, topic or question stem and "
+            "whether the chain gave a valid letter, or search their text; click a question to see its options, "
+            "the answer without CoT, the reasoning steps, the letter read from the chain, the early answers "
+            "after each cut of the chain and, for the sampled chains, our label.")
+    return widget("cot", data, label="Chain-of-thought browser: every question with both answers", note=note)
