@@ -16,6 +16,8 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+from pathlib import Path
 
 _count = 0
 
@@ -40,12 +42,29 @@ def to_json(data) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
+def html_output() -> bool:
+    """False when Quarto executes the chapter for a non-HTML format (the PDF): the widget is left
+    out of that output altogether rather than carried in it and hidden (Quarto writes the format
+    into the file ``QUARTO_EXECUTE_INFO`` names). True outside Quarto (the book check)."""
+    path = os.environ.get("QUARTO_EXECUTE_INFO")
+    if not path:
+        return True
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+        to = info["format"]["pandoc"]["to"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return str(to).startswith("html")
+
+
 def widget(name: str, data, *, label: str, note: str | None = None, attrs: dict[str, str] | None = None) -> str:
     """Markdown for one widget: shown in HTML only, with ``label`` as its accessible name and
     ``note`` (markdown, optional) as a line above it. ``data`` must be JSON-serialisable after
     ``_clean``; keep it small (it is part of the page). ``attrs``: extra ``data-*`` attributes of
     the div (e.g. ``data-lab-assets``, read by scripts/lab_assets.py)."""
     global _count
+    if not html_output():
+        return ""
     _count += 1
     ident = f"lab-{name}-{_count}"
     extra = "".join(f' {k}="{html.escape(str(v))}"' for k, v in (attrs or {}).items())
