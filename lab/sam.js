@@ -157,6 +157,10 @@ class Explorer {
     this.loading = true;
     const t0 = performance.now();
     this.status.textContent = `Loading onnxruntime-web and the ${this.data.model} decoder (${(this.data.decoder_mb).toFixed(1)} MB)…`;
+    // the decoder's bytes and the first image download while onnxruntime-web loads and compiles
+    const modelBytes = fetchBytes(new URL("decoder.onnx", this.base).href);
+    const firstImage = this.loadImage(+this.imageSel.value);
+    modelBytes.catch(() => {}); firstImage.catch(() => {}); // awaited below; no unhandled rejection meanwhile
     try {
       let ort;
       try {
@@ -169,9 +173,10 @@ class Explorer {
       this.ort = ort;
       const phases = { import_ms: performance.now() - t0 };
       const [session] = await Promise.all([
-        ort.InferenceSession.create(new URL("decoder.onnx", this.base).href, { executionProviders: ["wasm"] })
+        modelBytes.then((b) => { phases.model_fetched_ms = performance.now() - t0;
+          return ort.InferenceSession.create(new Uint8Array(b), { executionProviders: ["wasm"] }); })
           .then((x) => { phases.session_ms = performance.now() - t0; return x; }),
-        this.loadImage(+this.imageSel.value).then((x) => { phases.image_ms = performance.now() - t0; return x; }),
+        firstImage.then((x) => { phases.image_ms = performance.now() - t0; return x; }),
       ]);
       this.root.dataset.phases = JSON.stringify(phases);
       this.session = session;
@@ -368,7 +373,7 @@ for (const root of document.querySelectorAll('div.lab[data-lab="sam"]')) {
   };
   const go = () => x.start();
   if ("IntersectionObserver" in window) {
-    const io = new IntersectionObserver((items) => { if (items.some((i) => i.isIntersecting)) { io.disconnect(); go(); } }, { rootMargin: "300px" });
+    const io = new IntersectionObserver((items) => { if (items.some((i) => i.isIntersecting)) { io.disconnect(); go(); } }, { rootMargin: "1500px" }); // starts before the reader gets there
     io.observe(root);
   } else go();
 }
