@@ -84,7 +84,7 @@ function build(root) {
   root.append(controls, caption, mapsBox, legend, readout);
 
   let active = null; // {row, col}: the hovered/focused query token (col: hovered key, or null)
-  let grids = {}; // model -> {cells: [T][T] elements, labels: [T] row-label elements}
+  let grids = {}; // model -> {cells: [T][T] elements, labels / colLabels: [T] token-label elements}
 
   const current = () => {
     const s = data.sentences[Number(sentenceSel.value)];
@@ -100,7 +100,7 @@ function build(root) {
     grid.style.gridTemplateColumns = `max-content repeat(${n}, minmax(0, 1fr))`;
     grid.appendChild(el("div", { class: "att-corner" }));
     s.tokens.forEach((t, j) => grid.appendChild(el("div", { class: "att-col-label", "data-col": String(j), title: t }, t)));
-    const cells = [], labels = [];
+    const cells = [], labels = [], colLabels = Array.from(grid.querySelectorAll(".att-col-label"));
     for (let i = 0; i < n; i++) {
       const lab = el("div", { class: "att-row-label", tabindex: "0", "data-testid": "row-label", "data-row": String(i),
                               "data-model": model, title: s.tokens[i] }, s.tokens[i]);
@@ -118,7 +118,7 @@ function build(root) {
       cells.push(row);
     }
     panel.appendChild(grid);
-    grids[model] = { cells, labels };
+    grids[model] = { cells, labels, colLabels };
     return panel;
   }
 
@@ -154,6 +154,7 @@ function build(root) {
         c.dataset.highlight = active !== null && i === active.row ? "1" : "0";
       }));
       g.labels.forEach((lab, i) => lab.classList.toggle("att-hl-label", active !== null && i === active.row));
+      g.colLabels.forEach((lab, j) => lab.classList.toggle("att-hl-label", active !== null && j === active.col));
     }
     if (active === null) {
       readout.replaceChildren(el("span", { class: "lab-status" }, "Hover or focus a token (row label or cell) to see where it attends."));
