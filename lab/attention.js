@@ -118,7 +118,7 @@ function build(root) {
       cells.push(row);
     }
     panel.appendChild(grid);
-    grids[model] = { cells, labels, colLabels };
+    grids[model] = { grid, n, cells, labels, colLabels };
     return panel;
   }
 
@@ -134,7 +134,19 @@ function build(root) {
     legend.replaceChildren(el("span", {}, "Colour scale (both maps):"), el("span", {}, fmt(0)), el("span", { class: "att-ramp" }), el("span", { "data-testid": "vmax" }, fmt(vmax)));
     legend.querySelector(".att-ramp").style.background = `linear-gradient(to right, ${VIRIDIS.join(",")})`;
     if (active && active.row >= n) active = null;
+    fit();
     highlight();
+  }
+
+  let fittedWidth = -1;
+  function fit() {
+    // whole-pixel cells: fractional 1fr columns leave hairline gaps between some rows in Chrome
+    fittedWidth = mapsBox.clientWidth;
+    for (const g of Object.values(grids)) {
+      const avail = g.grid.clientWidth - g.labels[0].offsetWidth;
+      const size = Math.max(6, Math.floor(avail / g.n));
+      g.grid.style.gridTemplateColumns = `max-content repeat(${g.n}, ${size}px)`;
+    }
   }
 
   function topTokens(values, row, n) {
@@ -199,23 +211,29 @@ function build(root) {
   });
   for (const sel of [sentenceSel, layerSel, headSel]) sel.addEventListener("change", render);
   render();
+  // re-fit when the width changes (window resize, sidebar collapse), not when our own height does
+  new ResizeObserver(() => { if (mapsBox.clientWidth !== fittedWidth) fit(); }).observe(mapsBox);
   root.dataset.ready = "1";
 }
 
 function loadCss() {
-  // the widget's own rules, next to this script (lab.css holds the shared ones)
-  if (document.querySelector("link[data-lab-css=attention]")) return;
-  const link = el("link", { rel: "stylesheet", href: new URL("attention.css", import.meta.url).href, "data-lab-css": "attention" });
+  // the widget's own rules, next to this script (lab.css holds the shared ones); resolves once
+  // loaded (or failed), since fit() measures the styled layout
+  const href = new URL("attention.css", import.meta.url).href;
+  const link = el("link", { rel: "stylesheet", href, "data-lab-css": "attention" });
+  const done = new Promise((resolve) => { link.onload = resolve; link.onerror = resolve; });
   document.head.appendChild(link);
+  return done;
 }
 
-loadCss();
-for (const root of document.querySelectorAll('div.lab[data-lab="attention"]')) {
-  if (root.dataset.ready === "1") continue;
-  try {
-    build(root);
-  } catch (err) {
-    root.appendChild(el("p", { class: "lab-error" }, `The attention explorer could not be built: ${err.message}`));
-    console.error(err);
+loadCss().then(() => {
+  for (const root of document.querySelectorAll('div.lab[data-lab="attention"]')) {
+    if (root.dataset.ready === "1") continue;
+    try {
+      build(root);
+    } catch (err) {
+      root.appendChild(el("p", { class: "lab-error" }, `The attention explorer could not be built: ${err.message}`));
+      console.error(err);
+    }
   }
-}
+});
