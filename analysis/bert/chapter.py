@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..data.agnews import LABELS
 from ..experiments import get_or_run
+from ..lab import widget
 from ..models import spec
 from . import experiments as _registered  # noqa: F401  (registers the experiments)
 from .figures import (fig_attention_change, fig_attention_heads, fig_attention_pair,  # noqa: F401
@@ -322,3 +323,68 @@ def cls_sentence(att_run) -> str:
             f"{m['n_sentences']} sampled sentences the last layer's mass on punctuation "
             f"{change(m['punct_pre_last'], m['punct_ft_last'])}, so the attention that left the special tokens "
             "did not go to punctuation")
+
+
+# ---- HTML attention explorer (lab/attention.js) -------------------------------------------------
+
+EXPLORER_DECIMALS = 3  # values shown to 3 decimals: the float16 maps hold ~3 significant digits
+
+
+def explorer_maps(att_run, model: str, i: int) -> "np.ndarray":
+    """Chosen sentence ``i``'s stored maps of ``model`` ('pre' or 'ft'), unpadded, with the head
+    average appended as one more head: shape (L, H + 1, T, T), float32, T = the sentence's tokens."""
+    import numpy as np
+
+    if model not in ("pre", "ft"):
+        raise ValueError(f"model must be 'pre' or 'ft', not {model!r}")
+    name = f"chosen_{model}_all"
+    if name not in att_run.arrays:
+        raise KeyError(f"bert_attention run {att_run.key} has no {name} (stored before code_version 2, "
+                       "which added every layer's maps): recompute it with `python -m analysis run bert_attention`")
+    rows = att_run.rows("chosen")
+    if not 0 <= i < len(rows):
+        raise IndexError(f"chosen sentence {i} out of range (the run has {len(rows)})")
+    n = len(rows[i]["tokens"])
+    maps = np.asarray(att_run.arrays[name][i], dtype=np.float32)[:, :, :n, :n]  # (L, H, T, T)
+    if np.isnan(maps).any():
+        raise ValueError(f"{name}[{i}] has NaN inside its {n} tokens: the stored padding does not match the tokens")
+    return np.concatenate([maps, maps.mean(1, keepdims=True)], axis=1)
+
+
+def explorer_data(att_run) -> dict:
+    """The attention explorer's data, all read from the stored run.
+
+    ``sentences[i]``: tokens, true/predicted class, role, and ``maps = {"pre": ..., "ft": ...}``, each
+    nested as [layer][head][row * T + col] in units of ``1 / scale`` (integers keep the inline JSON
+    small); head index H (the last) is the mean over the H heads.
+    """
+    import numpy as np
+
+    scale = 10 ** EXPLORER_DECIMALS
+    sentences = []
+    for i, row in enumerate(att_run.rows("chosen")):
+        maps = {m: np.rint(explorer_maps(att_run, m, i) * scale).astype(int) for m in ("pre", "ft")}
+        sentences.append({
+            "role": row["role"], "label": LABELS[int(row["label"])], "pred": LABELS[int(row["pred"])],
+            "text": row["text"], "tokens": list(row["tokens"]),
+            "maps": {m: [[h.ravel().tolist() for h in layer] for layer in a] for m, a in maps.items()},
+        })
+    if not sentences:
+        raise ValueError(f"bert_attention run {att_run.key} has no chosen sentences to explore")
+    layers = sentences[0]["maps"]["pre"]
+    n_layers, n_heads = len(layers), len(layers[0]) - 1  # the last "head" is the average
+    ft_model = model_short(att_run.config["finetune"]["model"])
+    return {"model": ft_model, "n_layers": int(n_layers), "n_heads": int(n_heads), "scale": scale,
+            "decimals": EXPLORER_DECIMALS, "sentences": sentences}
+
+
+def attention_explorer(att_run) -> str:
+    """Markdown for the HTML-only attention explorer (``output: asis``); the PDF shows nothing."""
+    data = explorer_data(att_run)
+    note = (f"**Attention explorer.** Pick a chosen sentence, a layer (1 to {data['n_layers']}) and a head "
+            f"(1 to {data['n_heads']}, or their average): the pre-trained and the fine-tuned {data['model']} "
+            "are drawn side by side on one colour scale (rows: query tokens, columns: key tokens). Hover or "
+            "focus a token to highlight its row in both maps and list where it attends; the values are the "
+            f"stored run's, rounded to {data['decimals']} decimals.")
+    return widget("attention", data, label="Attention explorer: pre-trained vs fine-tuned, any layer and head",
+                  note=note)

@@ -199,23 +199,28 @@ def compute_attention(cfg: AttentionConfig) -> Output:
                      "sep_pre_last": float(s["sep_pre"][-1].mean()), "sep_ft_last": float(s["sep_ft"][-1].mean()),
                      "entropy_pre_last": float(s["entropy_pre"][-1].mean()), "entropy_ft_last": float(s["entropy_ft"][-1].mean())})
 
-    # chosen sentences: last-layer maps, every head, both models (padded with NaN to a common T)
+    # chosen sentences, both models, padded with NaN to a common T: the last layer's maps in float32
+    # (the static figures and tables) and every layer's in float16 (the HTML attention explorer lets
+    # the reader pick any layer; float16 keeps ~3 significant digits, enough for values shown to 3
+    # decimals, at half the size)
     chosen = choose_sentences(test, records, n_tok, cfg.max_tokens_shown, cfg.seed)
     texts = [c["text"] for c in chosen]
     pre_c = extract_attention(pre_model, tok, texts, max_length=ft_cfg.max_length)
     ft_c = extract_attention(ft_model, tok, texts, max_length=ft_cfg.max_length)
     t_max = max(len(m.tokens) for m in pre_c)
-    n_heads = pre_c[0].attn_lhtt.shape[1]
-    pre_arr = np.full((len(chosen), n_heads, t_max, t_max), np.nan, np.float32)
-    ft_arr = np.full_like(pre_arr, np.nan)
+    n_layers, n_heads = pre_c[0].attn_lhtt.shape[:2]
+    pre_all = np.full((len(chosen), n_layers, n_heads, t_max, t_max), np.nan, np.float32)  # (S, L, H, T, T)
+    ft_all = np.full_like(pre_all, np.nan)
     for i, (p, f) in enumerate(zip(pre_c, ft_c)):
         n = len(p.tokens)
-        pre_arr[i, :, :n, :n] = p.last_layer_htt
-        ft_arr[i, :, :n, :n] = f.last_layer_htt
+        pre_all[i, :, :, :n, :n] = p.attn_lhtt
+        ft_all[i, :, :, :n, :n] = f.attn_lhtt
         chosen[i]["tokens"] = p.tokens
         chosen[i]["js_last"] = float(sentence_stats(p, f)["js"][-1].mean())
-    arrays["chosen_pre_last"] = pre_arr
-    arrays["chosen_ft_last"] = ft_arr
+    arrays["chosen_pre_last"] = pre_all[:, -1].copy()  # (S, H, T, T) float32, as before
+    arrays["chosen_ft_last"] = ft_all[:, -1].copy()
+    arrays["chosen_pre_all"] = pre_all.astype(np.float16)  # (S, L, H, T, T)
+    arrays["chosen_ft_all"] = ft_all.astype(np.float16)
     js = arrays["stat_js"]
     layer, head = np.unravel_index(int(np.argmax(js)), js.shape)
     metrics = {

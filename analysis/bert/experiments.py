@@ -67,7 +67,8 @@ register(Experiment(
 ))
 register(Experiment(
     name="bert_attention", title="Attention before and after fine-tuning", chapter=CHAPTER,
-    configs=ATTENTION, compute=compute_attention, code_version="1", data_fingerprint=_fingerprint,
+    # 2: also stores every layer's maps of the chosen sentences (chosen_{pre,ft}_all); the rest is unchanged
+    configs=ATTENTION, compute=compute_attention, code_version="2", data_fingerprint=_fingerprint,
     models=lambda c: [c.finetune.model], data_description=_data_text, source_modules=SOURCES,
 ))
 register(Experiment(
