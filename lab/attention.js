@@ -146,6 +146,9 @@ function build(root) {
       const avail = g.grid.clientWidth - g.labels[0].offsetWidth;
       const size = Math.max(6, Math.floor(avail / g.n));
       g.grid.style.gridTemplateColumns = `max-content repeat(${g.n}, ${size}px)`;
+      // rows exactly one cell high, labels no taller than a cell: no gaps between rows at small sizes
+      g.grid.style.gridTemplateRows = `auto repeat(${g.n}, ${size}px)`;
+      g.grid.style.fontSize = `${Math.min(11, Math.max(7, size))}px`;
     }
   }
 
