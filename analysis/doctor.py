@@ -129,6 +129,21 @@ def _check_data(title: str, root: Path) -> str:
     return f"{path} ({size / 1e6:.1f} MB) validated"
 
 
+def _report_lab() -> None:
+    """The HTML lab's pieces outside Python (informational: the book renders without them)."""
+    import shutil
+
+    from .paths import PROJECT_ROOT
+
+    ort = PROJECT_ROOT / "node_modules" / "onnxruntime-web" / "dist" / "ort-wasm-simd-threaded.wasm"
+    print("\nHTML lab (chapter widgets):")
+    print(f"  {'ok     ' if ort.exists() else 'MISSING'} onnxruntime-web for the SAM explorer"
+          + ("" if ort.exists() else " (run `npm ci`, or `make setup`; without it the explorer says so)"))
+    browser = shutil.which("chromium") and shutil.which("chromedriver")
+    print(f"  {'ok     ' if browser else 'MISSING'} chromium + chromedriver for the browser tests"
+          + ("" if browser else " (apt-get install chromium chromium-driver; the tests skip without them)"))
+
+
 def run_doctor(load_models: bool = True) -> int:
     from .envinfo import device_description, package_versions
     from .models import MODELS, hf_source
@@ -162,6 +177,7 @@ def run_doctor(load_models: bool = True) -> int:
             status, detail = "FAILED ", str(exc).splitlines()[0]
             ok = ok and not spec.offline
         print(f"  {status} {name:<18} [{spec.source}] {detail} ({time.perf_counter() - started:.1f} s)")
+    _report_lab()
     if not ok:
         print("\nsome offline models or data are NOT reachable")
     elif load_models:
