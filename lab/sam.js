@@ -174,7 +174,9 @@ class Explorer {
       const phases = { import_ms: performance.now() - t0 };
       const [session] = await Promise.all([
         modelBytes.then((b) => { phases.model_fetched_ms = performance.now() - t0;
-          return ort.InferenceSession.create(new Uint8Array(b), { executionProviders: ["wasm"] }); })
+          // no graph optimisation pass at load: a third less time to a session (bench/bench_lab.py),
+          // the same decode speed once warm, and masks as close to the package's (tests/test_lab_sam.py)
+          return ort.InferenceSession.create(new Uint8Array(b), { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" }); })
           .then((x) => { phases.session_ms = performance.now() - t0; return x; }),
         firstImage.then((x) => { phases.image_ms = performance.now() - t0; return x; }),
       ]);
