@@ -233,3 +233,14 @@ def sync(project: Path, profile: str, log=print) -> list[str]:
         log(f"freeze-sync: {rel} will execute again: {reason}")
         dropped.append(rel)
     return dropped
+
+
+def render_output_dir(script: str) -> Path | None:
+    """The site folder Quarto hands a post-render script (``QUARTO_PROJECT_OUTPUT_DIR``, made
+    absolute); None, with a note on stderr, when the script was not started by ``quarto render``."""
+    out = os.environ.get("QUARTO_PROJECT_OUTPUT_DIR")
+    if not out:
+        print(f"{script}: QUARTO_PROJECT_OUTPUT_DIR is not set (run by quarto render)", file=sys.stderr)
+        return None
+    path = Path(out)
+    return path if path.is_absolute() else Path.cwd() / path

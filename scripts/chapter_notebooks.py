@@ -141,13 +141,12 @@ def run(out_dir: Path, project_dir: Path = ROOT, quarto: str | None = None) -> l
 
 
 def main() -> int:
-    out = os.environ.get("QUARTO_PROJECT_OUTPUT_DIR")
-    if not out:
-        print("chapter_notebooks: QUARTO_PROJECT_OUTPUT_DIR is not set (run by quarto render)", file=sys.stderr)
+    sys.path.insert(0, str(ROOT))
+    from analysis.freeze import render_output_dir  # standard library only, like this script
+
+    out_dir = render_output_dir("chapter_notebooks")
+    if out_dir is None:
         return 0
-    out_dir = Path(out)
-    if not out_dir.is_absolute():
-        out_dir = Path.cwd() / out_dir
     written = run(out_dir)
     if written:
         print(f"chapter_notebooks: {len(written)} chapter notebooks linked in {out_dir}")
