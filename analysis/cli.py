@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import experiments
 from .errors import AnalysisError, ConfigError
@@ -113,6 +114,25 @@ def _cmd_book_check(args) -> int:
     return check_book(args.files, profile=args.profile or "smoke", timeout=args.timeout)
 
 
+def _cmd_lab_decoder(args) -> int:
+    from .sam.explorer import decoder_bytes
+    from .store import Store
+
+    parts = args.run.strip("/").split("/")
+    if len(parts) != 3 or parts[1] != "sam_explorer":
+        raise ConfigError(f"{args.run}: not a run (fix: pass <profile>/sam_explorer/<key>, as the page's data-lab-decoder says)")
+    run = Store().load(*parts)
+    if run is None:
+        raise ConfigError(f"{args.run}: no such stored run (fix: python -m analysis run sam_explorer --profile {parts[0]})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_bytes(decoder_bytes(run))
+    tmp.replace(out)
+    print(f"lab-decoder: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analysis", description=__doc__)
     parser.add_argument("--data-dir", help=f"data directory (sets ${DATA_DIR_ENV}; now {data_dir()})")
@@ -145,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only locate models (reported as 'located', not checked) and check data files; "
                              "no model is loaded or run")
     doctor.set_defaults(func=_cmd_doctor)
+
+    lab = sub.add_parser("lab-decoder", help="write a sam_explorer run's ONNX decoder (exported again, checked "
+                                             "against the run's sha256; used by scripts/lab_assets.py)")
+    lab.add_argument("run", help="<profile>/sam_explorer/<key>")
+    lab.add_argument("--out", required=True, help="file to write")
+    lab.set_defaults(func=_cmd_lab_decoder)
 
     book = sub.add_parser("book-check", help="execute chapters' Python cells and resolve refs (no Quarto)")
     book.add_argument("files", nargs="*", help=".qmd files (default: every file listed in _quarto.yml)")

@@ -158,7 +158,9 @@ class Explorer {
     const t0 = performance.now();
     this.status.textContent = `Loading onnxruntime-web and the ${this.data.model} decoder (${(this.data.decoder_mb).toFixed(1)} MB)…`;
     // the decoder's bytes and the first image download while onnxruntime-web loads and compiles
-    const modelBytes = fetchBytes(new URL("decoder.onnx", this.base).href);
+    const modelBytes = fetchBytes(new URL("decoder.onnx", this.base).href).catch((e) => {
+      throw new Error(`${e.message}: the decoder was not exported into this site; render it in the project's environment (make setup, make render)`);
+    });
     const firstImage = this.loadImage(+this.imageSel.value);
     modelBytes.catch(() => {}); firstImage.catch(() => {}); // awaited below; no unhandled rejection meanwhile
     try {

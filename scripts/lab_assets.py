@@ -8,12 +8,17 @@ names what else it needs in two attributes:
 - ``data-lab-assets="<profile>/<experiment>/<key>"``: the stored run whose ``web/`` folder (files
   written for the browser: ONNX model, float16 embeddings, images) is copied to
   ``<out>/lab/runs/<profile>/<experiment>/<key>/``;
+- ``data-lab-decoder="<profile>/sam_explorer/<key>"``: the run's ONNX decoder, which is model
+  weights and so not stored with the run: ``python -m analysis lab-decoder`` (this interpreter:
+  Quarto runs post-render scripts with the project's Python) writes it beside the run's files,
+  exported again and checked against the run's sha256 (cached in ``.cache/sam_onnx/``);
 - ``data-lab-ort``: onnxruntime-web's WebAssembly build, copied from ``node_modules/`` (installed
   by ``make setup`` from package.json) to ``<out>/lab/ort/``: the site fetches nothing from a CDN.
 
 Standard library only (like scripts/freeze_sync.py). Files already in place with the same size and
 modification time are not copied again. A missing run folder fails the render (the widget would show
-nothing); missing onnxruntime-web is a warning (the widget says what to install).
+nothing); a decoder that cannot be exported (no project environment) and missing onnxruntime-web
+are warnings (the widget says what is missing).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +38,7 @@ LAB_SRC = ROOT / "lab"
 WIDGET_RE = re.compile(r'data-lab="[a-z0-9_-]+"')
 ASSETS_RE = re.compile(r'data-lab-assets="([A-Za-z0-9_./-]+)"')
 ORT_RE = re.compile(r"data-lab-ort\b")
+DECODER_RE = re.compile(r'data-lab-decoder="([A-Za-z0-9_./-]+)"')
 
 
 def results_root() -> Path:
@@ -51,10 +58,11 @@ def _copy(src: Path, dest: Path) -> bool:
 
 def run(out_dir: Path) -> tuple[int, list[str]]:
     """Copy what the pages under ``out_dir`` ask for; returns (files copied, problems)."""
-    runs, wants_ort, widgets = set(), False, False
+    runs, decoders, wants_ort, widgets = set(), set(), False, False
     for page in out_dir.rglob("*.html"):
         text = page.read_text(encoding="utf-8", errors="replace")
         runs.update(ASSETS_RE.findall(text))
+        decoders.update(DECODER_RE.findall(text))
         wants_ort = wants_ort or bool(ORT_RE.search(text))
         widgets = widgets or bool(WIDGET_RE.search(text))
     copied, problems = 0, []
@@ -74,6 +82,18 @@ def run(out_dir: Path) -> tuple[int, list[str]]:
         for f in sorted(src.rglob("*")):
             if f.is_file():
                 copied += _copy(f, out_dir / "lab" / "runs" / rel / f.relative_to(src))
+    for rel in sorted(decoders):
+        dest = out_dir / "lab" / "runs" / rel / "decoder.onnx"
+        if dest.exists() or ".." in Path(rel).parts:
+            continue
+        proc = subprocess.run([sys.executable, "-m", "analysis", "lab-decoder", rel, "--out", str(dest)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            print(f"lab_assets: WARNING: the SAM explorer's decoder for {rel} could not be exported ({why}); "
+                  "render in the project's environment (make setup, make render).", file=sys.stderr)
+        else:
+            copied += 1
     if wants_ort:
         missing = [n for n in ORT_FILES if not (ORT_DIST / n).is_file()]
         if missing:
@@ -86,13 +106,12 @@ def run(out_dir: Path) -> tuple[int, list[str]]:
 
 
 def main() -> int:
-    out = os.environ.get("QUARTO_PROJECT_OUTPUT_DIR")
-    if not out:
-        print("lab_assets: QUARTO_PROJECT_OUTPUT_DIR is not set (run by quarto render)", file=sys.stderr)
+    sys.path.insert(0, str(ROOT))
+    from analysis.freeze import render_output_dir  # standard library only, like this script
+
+    out_dir = render_output_dir("lab_assets")
+    if out_dir is None:
         return 0
-    out_dir = Path(out)
-    if not out_dir.is_absolute():
-        out_dir = Path.cwd() / out_dir
     copied, problems = run(out_dir)
     for p in problems:
         print(f"lab_assets: ERROR: {p}", file=sys.stderr)

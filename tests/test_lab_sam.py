@@ -19,7 +19,7 @@ from analysis.sam import prompts as P
 SAM = 'div.lab[data-lab="sam"]'
 
 
-def _square_masks(n=2, side=256):
+def _square_masks(side=256):
     """Two rectangular 'lungs' as a ground truth (H, W)."""
     gt = np.zeros((side, side), bool)
     gt[40:200, 30:110] = True
@@ -86,8 +86,36 @@ def test_stored_explorer_run_agrees_with_the_other_sam_runs(stored_offline):
     m = run.metrics
     assert m["onnx_f32_diff_pixels_max"] == 0  # the export itself: identical masks
     assert m["onnx_f16_diff_pixels_max"] <= 0.001 * m["n_pixels"] * 4  # float16 embedding: rounding at the edges
-    assert m["web_bytes"] == sum(len(run.web_file(f)) for f in
-                                 [n.split("/", 1)[1] for n in run.files() if n.startswith("web/")])
+    web = [n.split("/", 1)[1] for n in run.files() if n.startswith("web/")]
+    assert m["web_bytes"] == sum(len(run.web_file(f)) for f in web)
+    assert X.DECODER_FILE not in web  # weights: exported again on demand, never stored (test below)
+
+
+def test_decoder_is_exported_again_and_checked(stored_offline, tmp_path, monkeypatch):
+    """The decoder is not in the run: ``decoder_bytes`` exports it again from the run's model, with
+    the sha256 the run recorded, caches it, replaces a damaged cache file, and refuses a decoder
+    that differs from the one the run was checked with."""
+    import hashlib
+
+    from analysis.errors import ModelUnavailable
+
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path))
+    run = stored_offline("sam_explorer")
+    data = X.decoder_bytes(run)
+    assert hashlib.sha256(data).hexdigest() == run.metrics["decoder_sha256"] and len(data) == run.metrics["onnx_bytes"]
+    cached = X.decoder_cache(run)
+    assert cached.read_bytes() == data
+    cached.write_bytes(b"damaged")
+    assert X.decoder_bytes(run) == data and cached.read_bytes() == data
+    cached.unlink()
+
+    class Other:  # the same run, said to have been checked with another decoder
+        profile, key, config = run.profile, run.key, run.config
+        metrics = dict(run.metrics, decoder_sha256="0" * 64)
+
+    with pytest.raises(ModelUnavailable, match="differs from the one run"):
+        X.decoder_bytes(Other())
+    assert not cached.exists()  # nothing cached that the run did not check
 
 
 def test_store_keeps_web_files_under_checksums(tmp_path):
@@ -134,12 +162,37 @@ def test_lab_assets_copies_what_a_page_names(tmp_path, monkeypatch):
     assert any("leaves the result store" in p for p in problems)
 
 
+def test_lab_assets_exports_the_decoder_or_warns(stored_offline, tmp_path, capsys):
+    """A page's data-lab-decoder gets the run's decoder beside its files (through `python -m
+    analysis lab-decoder`); a run that cannot give one is a warning, not a failed render."""
+    import importlib.util
+
+    from analysis.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("lab_assets", PROJECT_ROOT / "scripts" / "lab_assets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = stored_offline("sam_explorer")
+    rel = f"offline/sam_explorer/{run.key}"
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "a.html").write_text(f'<div data-lab="sam" data-lab-decoder="{rel}"></div>'
+                                '<div data-lab="sam" data-lab-decoder="offline/sam_explorer/gone"></div>')
+    _, problems = mod.run(out)
+    assert problems == []
+    decoder = (out / "lab" / "runs" / rel / "decoder.onnx").read_bytes()
+    assert len(decoder) == run.metrics["onnx_bytes"]
+    err = capsys.readouterr().err
+    assert "decoder for offline/sam_explorer/gone could not be exported" in err and "no such stored run" in err
+
+
 def test_widget_data_names_the_stored_run(stored_offline):
     from analysis.sam import chapter as ch
 
     run = stored_offline("sam_explorer")
     html = ch.explorer_widget(run, stored_offline("sam_prompts"))
     assert f'data-lab-assets="offline/sam_explorer/{run.key}"' in html and "data-lab-ort" in html
+    assert f'data-lab-decoder="offline/sam_explorer/{run.key}"' in html
     data = ch.explorer_data(run)
     assert len(data["images"]) == run.metrics["n_images"] and len(data["refs"]) == run.metrics["n_reference_prompts"]
     assert "Expect points to fail" in ch.explorer_note(run, stored_offline("sam_prompts"))

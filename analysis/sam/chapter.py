@@ -532,7 +532,7 @@ def explorer_note(run, prun) -> str:
     """What the reader can do, what runs where, and (LiteMedSAM) why points fail."""
     m = run.metrics
     short = model_short(run)
-    mb = (m["web_bytes"]) / 1e6
+    mb = (m["web_bytes"] + m["onnx_bytes"]) / 1e6
     text = (f"**Try it.** The explorer below runs {short}'s prompt encoder and mask decoder in your browser, as "
             "SAM's web demo does: the image encoder ran ahead of time in the package, and its embeddings "
             "(float16) are loaded with the page; the decoder was exported to ONNX with `segment_anything`'s "
@@ -557,4 +557,5 @@ def explorer_widget(run, prun) -> str:
 
     return lab.widget("sam", explorer_data(run), label=f"{model_short(run)} prompt explorer",
                       note=explorer_note(run, prun),
-                      attrs={"data-lab-assets": f"{run.profile}/sam_explorer/{run.key}", "data-lab-ort": "1"})
+                      attrs={"data-lab-assets": f"{run.profile}/sam_explorer/{run.key}",
+                             "data-lab-decoder": f"{run.profile}/sam_explorer/{run.key}", "data-lab-ort": "1"})

@@ -136,7 +136,7 @@ EXPLORER = register(Experiment(
         "smoke": ExplorerConfig(demo_images=1, extra_images=1, auto=AUTO.configs["smoke"]),
     },
     compute=explorer.compute_explorer,
-    code_version="1",
+    code_version="2",  # 2: the decoder is no longer stored with the run (weights stay out of git)
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],
     data_description=_describe,

