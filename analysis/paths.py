@@ -15,6 +15,7 @@ DATA_DIR_ENV = "ANALYSIS_DATA_DIR"
 RESULTS_DIR_ENV = "ANALYSIS_RESULTS_DIR"
 CACHE_DIR_ENV = "ANALYSIS_CACHE_DIR"
 ARTIFACTS_DIR_ENV = "ANALYSIS_ARTIFACTS_DIR"
+STANDINS_ENV = "ANALYSIS_MODEL_STANDINS"  # local models in place of hub ids and SAM checkpoints (analysis.models)
 
 
 def _env_path(var: str) -> Path | None:
@@ -54,3 +55,8 @@ def artifacts_dir() -> Path:
     path = _env_path(ARTIFACTS_DIR_ENV) or PROJECT_ROOT / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def standins_dir() -> Path | None:
+    """``$ANALYSIS_MODEL_STANDINS`` as a folder, or None (see ``analysis.models``)."""
+    return _env_path(STANDINS_ENV)

@@ -18,7 +18,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import ModelUnavailable
-from ..paths import cache_dir
+from ..paths import cache_dir, standins_dir
 from ..store import sha256_file
 
 
@@ -47,8 +47,6 @@ def checkpoint(name: str) -> Checkpoint:
     """The checkpoint record for ``name``: Meta's, or a stand-in from ``$ANALYSIS_MODEL_STANDINS``'s
     ``checkpoints.json`` (see ``analysis.models``)."""
     import json
-
-    from ..models import standins_dir
 
     folder = standins_dir()
     manifest = folder / "checkpoints.json" if folder is not None else None
