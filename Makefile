@@ -20,11 +20,13 @@ test:
 test-all:
 	PATH="$(dir $(QUARTO_BIN)):$$PATH" ANALYSIS_SLOW_TESTS=1 $(PY) -m pytest -q
 
-# Quarto re-executes a chapter when its text changed; its pre-render script (scripts/freeze_sync.py)
-# also when the stored results the chapter read, the package code or the profile changed. Otherwise
-# the frozen outputs in _freeze/ are reused: a re-render without changes executes no Python.
+# Quarto's pre-render script (scripts/pre_render.py) first verifies the profile's stored results and
+# computes missing ones (under full, missing runs stop the render with what to do); then Quarto
+# re-executes a chapter when its text, the results it read or the package modules it imports changed.
+# Otherwise the frozen outputs in _freeze/ are reused: a re-render without changes executes no Python.
+# The book goes to a fresh folder that replaces _book/ only when the render succeeded.
 render:
-	$(QUARTO) render --profile $(PROFILE)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" QUARTO_PYTHON="$(CURDIR)/$(PY)" QUARTO="$(QUARTO_BIN)" bash scripts/render.sh $(PROFILE)
 
 # The PDF through LaTeX instead of Typst (needs a TeX install, e.g. `quarto install tinytex`).
 render-latex:

@@ -24,8 +24,10 @@ def _cmd_run(args) -> int:
             print(f"unknown experiment {name!r}; known: all, {', '.join(sorted(registry))}", file=sys.stderr)
             return 2
     profile = active_profile(args.profile)
+    store = Store()
     for name in names:  # every experiment's data is validated (fingerprinted) before any computing starts
-        experiments.get(name).key(experiments.get(name).config(profile), profile)
+        exp = experiments.get(name)
+        experiments.resolve(exp, exp.config(profile), profile, store)
     for name in names:
         stored = not args.force and experiments.lookup(name, profile) is not None
         started = time.perf_counter()
@@ -33,6 +35,57 @@ def _cmd_run(args) -> int:
         took = time.perf_counter() - started
         how = f"reused the stored run in {took:.1f} s" if stored else f"computed in {took:.0f} s"
         print(f"{name} [{profile}] {run.key}: {how} -> {run.path}")
+    return 0
+
+
+# Profiles whose missing runs the pre-render step computes on this machine; the others (full: GPU,
+# model hub) stop the render with what to do instead.
+RENDER_COMPUTES = ("offline", "smoke")
+
+
+def _cmd_prepare(args) -> int:
+    """Bring the profile's results up to date before Quarto executes the chapters (pre-render step).
+
+    Every stored run is verified (a damaged file stops here, with the store's message); missing runs
+    are computed with progress bars under ``offline``/``smoke``; under ``full`` they stop the render,
+    in seconds, with one message: which runs, roughly what they cost, and the Colab notebook.
+    """
+    from .repo import colab_hint
+
+    profile = active_profile(args.profile)
+    store = Store()
+    registry = experiments.load_all()
+    missing = []
+    for name, exp in sorted(registry.items()):
+        key, _, run = experiments.resolve(exp, exp.config(profile), profile, store)
+        if run is None:
+            missing.append((name, key))
+        else:
+            run.verify()
+    if not missing:
+        print(f"results [{profile}]: all {len(registry)} runs stored and verified ({store.root})")
+        return 0
+    if profile not in RENDER_COMPUTES and not args.compute:
+        lines = [f"results [{profile}]: {len(missing)} of {len(registry)} runs are not stored in {store.root / profile}, "
+                 "and a render never computes them:"]
+        for name, key in missing:
+            cost = registry[name].cost.get(profile, "")
+            lines.append(f"  - {name} ({key}){': ' + cost if cost else ''}")
+        lines += [
+            f"The {profile} profile needs the assignment's models, a GPU and internet. Compute it on Colab:",
+            f"  1. {colab_hint()}",
+            "  2. download results-full.tar.gz at the end, then here: tar -xzf results-full.tar.gz",
+            f"  3. make render PROFILE={profile}",
+            f"(On a GPU machine with internet: python -m analysis run all --profile {profile}; "
+            "README section 'Run the hand-in on Colab'.)",
+        ]
+        print("\n".join(lines), file=sys.stderr)
+        return 3
+    for name, key in missing:
+        print(f"{name} [{profile}] {key}: computing (not stored yet)", flush=True)
+        started = time.perf_counter()
+        run = experiments.get_or_run(name, profile)
+        print(f"{name} [{profile}] {run.key}: computed in {time.perf_counter() - started:.0f} s -> {run.path}")
     return 0
 
 
@@ -47,12 +100,16 @@ def _status_rows(store: Store, profiles) -> list[dict]:
                    "wall_seconds": None, "created": None, "device": None, "metrics": None, "stale_code": False}
             rows.append(row)
             try:
-                row["key"] = exp.key(exp.configs[profile], profile)
-            except (AnalysisError, OSError) as exc:  # e.g. full-profile data not downloaded yet
-                row["problem"] = " ".join(str(exc).split())
-                continue
-            try:
-                run = store.load(profile, name, row["key"])
+                try:
+                    row["key"] = exp.key(exp.configs[profile], profile)
+                except (AnalysisError, OSError) as exc:  # e.g. no data folder, or full-profile data not downloaded
+                    row["problem"] = " ".join(str(exc).split())
+                    run = experiments.stored_with_recorded_fingerprint(store, exp, exp.configs[profile], profile)
+                    if run is None:
+                        continue
+                    row["key"], row["problem"] = run.key, "(data not at hand: matched by the fingerprint the run recorded)"
+                else:
+                    run = store.load(profile, name, row["key"])
                 if run is not None:
                     run.verify()
             except AnalysisError as exc:
@@ -144,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"experiment profile (default: ${PROFILE_ENV} or {DEFAULT_PROFILE})")
     run.add_argument("--force", action="store_true", help="recompute and replace the stored run")
     run.set_defaults(func=_cmd_run)
+
+    prep = sub.add_parser("prepare", help="verify the profile's stored runs and compute missing ones (the "
+                                          "render's pre-render step; under full, missing runs stop with what to do)")
+    prep.add_argument("--profile", choices=PROFILES, default=None,
+                      help=f"experiment profile (default: ${PROFILE_ENV} or {DEFAULT_PROFILE})")
+    prep.add_argument("--compute", action="store_true", help="compute missing runs under every profile (full too)")
+    prep.set_defaults(func=_cmd_prepare)
 
     status = sub.add_parser("status", help="which results exist, which are missing, how long each took",
                             description="One line per experiment and profile: stored, missing, damaged (a stored "

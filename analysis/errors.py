@@ -43,3 +43,12 @@ class StoreError(AnalysisError):
 
 class ConfigError(AnalysisError, ValueError):
     """A profile or experiment configuration that cannot work."""
+
+
+class ResultMissing(AnalysisError):
+    """A chapter asked for a run that is not stored, while Quarto renders (renders never compute)."""
+
+    def __init__(self, experiment: str, profile: str, key: str, fix: str):
+        self.experiment, self.profile, self.key, self.fix = experiment, profile, key, _one_line(fix)
+        super().__init__(f"{experiment} [{profile}] {key}: not in the result store; a render reads results and "
+                         f"never computes them (fix: {self.fix})")

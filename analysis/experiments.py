@@ -10,13 +10,14 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .envinfo import run_environment
-from .errors import ConfigError
+from .errors import AnalysisError, ConfigError, ResultMissing
 from .profiles import active_profile
 from .store import Output, Run, Store, run_key
 
@@ -49,6 +50,7 @@ class Experiment:
     models: Callable[[Any], list[str]] = lambda config: []
     data_description: Callable[[Any], str] = lambda config: ""
     source_modules: tuple[str, ...] = ()
+    cost: Mapping[str, str] = dataclasses.field(default_factory=dict)  # profile -> rough cost, for messages
 
     def config(self, profile: str | None = None) -> Any:
         name = active_profile(profile)
@@ -104,6 +106,49 @@ def _experiment_for_config(config: Any) -> Experiment:
     raise ConfigError(f"no registered experiment takes a {type(config).__name__}")
 
 
+def in_render() -> bool:
+    """True while Quarto executes a chapter (Quarto sets ``QUARTO_EXECUTE_INFO``; the book check
+    does not): runs are then read from the store and never computed."""
+    return bool(os.environ.get("QUARTO_EXECUTE_INFO"))
+
+
+def compute_command(name: str, profile: str) -> str:
+    """How to compute a missing run of ``name`` under ``profile`` (outside Quarto)."""
+    if profile == "full":
+        return (f"compute the full profile on a GPU with notebooks/colab_full.ipynb and unpack its results archive "
+                f"here, or run `python -m analysis run {name} --profile full` on a GPU machine with internet")
+    return f"python -m analysis run {name} --profile {profile}"
+
+
+def stored_with_recorded_fingerprint(store: Store, experiment: Experiment, config: Any, profile: str) -> Run | None:
+    """The stored run of this config and code version whose key matches the data fingerprint it
+    recorded: what a render uses when the data files are not at hand (a teammate without the data
+    folder). None when no stored run fits."""
+    for run in reversed(store.runs(profile, experiment.name)):
+        fingerprint = run.meta.get("data_fingerprint")
+        if fingerprint and run.key == run_key(experiment.name, profile, config, experiment.code_version, fingerprint):
+            return run
+    return None
+
+
+def resolve(experiment: Experiment, config: Any, profile: str, store: Store) -> tuple[str, str, Run | None]:
+    """``(key, data fingerprint, stored run or None)`` for a config.
+
+    The fingerprint is computed from the data files (which validates them). When they cannot be read,
+    a stored run that recorded its fingerprint stands in: results need no data to be shown. Without
+    such a run, the data error stands.
+    """
+    try:
+        fingerprint = experiment.data_fingerprint(config)  # loaders validate before they hash
+    except AnalysisError:
+        run = stored_with_recorded_fingerprint(store, experiment, config, profile)
+        if run is None:
+            raise
+        return run.key, run.meta["data_fingerprint"], run
+    key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
+    return key, fingerprint, store.load(profile, experiment.name, key)
+
+
 def get_or_run(
     target: str | Any,
     profile: str | None = None,
@@ -114,9 +159,11 @@ def get_or_run(
     """The stored run for ``target`` (an experiment name or a config), computing it if missing.
 
     With a name, the active profile's config is used. ``force`` recomputes and replaces the run.
-    Before computing: the data fingerprint (which validates the data) and a writable store with
-    free space are checked, and the key's lock is taken, so a second process asking for the same
-    run waits for the first and then reuses its result.
+    While Quarto renders (``in_render``), nothing is computed: a missing run raises
+    :class:`ResultMissing` with the command that computes it. Before computing: the data
+    fingerprint (which validates the data) and a writable store with free space are checked, and the
+    key's lock is taken, so a second process asking for the same run waits for the first and then
+    reuses its result.
     """
     profile = active_profile(profile)
     if isinstance(target, str):
@@ -125,10 +172,13 @@ def get_or_run(
     else:
         experiment, config = _experiment_for_config(target), target
     store = store or Store()
-    fingerprint = experiment.data_fingerprint(config)  # loaders validate before they hash
-    key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
-    if not force and (run := store.load(profile, experiment.name, key)) is not None:
+    key, fingerprint, run = resolve(experiment, config, profile, store)
+    if not force and run is not None:
         return run.verify()  # every file against its checksum: a damaged run is an error, never reused
+    if in_render():
+        raise ResultMissing(experiment.name, profile, key, compute_command(experiment.name, profile))
+    if experiment.data_fingerprint(config) != fingerprint:  # --force without the data: the data error, before any work
+        raise ConfigError(f"{experiment.name} [{profile}]: the data changed since the stored run (fix: run it again)")
     store.check_writable(profile, experiment.name)
     lock = store.lock(profile, experiment.name, key)
     lock.acquire(wait=True, on_wait=lambda who: print(
@@ -165,5 +215,4 @@ def lookup(name: str, profile: str | None = None, store: Store | None = None) ->
     """The stored run for the profile's config, or None (never computes)."""
     profile = active_profile(profile)
     experiment = get(name)
-    config = experiment.config(profile)
-    return (store or Store()).load(profile, experiment.name, experiment.key(config, profile))
+    return resolve(experiment, experiment.config(profile), profile, store or Store())[2]

@@ -1,22 +1,31 @@
-"""Keep Quarto's ``_freeze/`` true to the result store (standard library only).
+"""Keep Quarto's ``_freeze/`` true to what each chapter read (standard library only).
 
 Quarto's freezer (``execute: freeze: auto``) re-executes a document only when its text changes.
-This book's chapters also depend on the stored runs they read and on this package's code, and the
-Jupyter cache cannot be used with inline ``{python}`` expressions. So:
+This book's chapters also depend on the stored runs they read, on the package code they import and
+on a few other files (benchmark results, annotations, data), and the Jupyter cache cannot be used
+with inline ``{python}`` expressions. So:
 
 - **while a chapter executes** in a render, ``record_reads()`` (installed by the package's
   ``__init__`` when Quarto runs the kernel) notes every experiment folder of the result store the
-  chapter opens a file in (and the files of ``annotations/`` it reads), and writes ``_freeze/_analysis-deps/<doc>.json`` (outside Quarto's own
-  per-document folders, which it copies back and forth): the profile, a digest
-  of the package's source, and per experiment folder a digest of its stored runs (key and
-  ``run.json`` bytes of each);
-- **before each render**, ``sync()`` (the project's ``pre-render`` script,
-  ``scripts/freeze_sync.py``) recomputes those digests and drops a chapter's frozen results when
-  anything differs (another profile, changed package code, a run added, replaced or removed) or
-  when the chapter has frozen results but no record. Quarto then executes that chapter again.
+  chapter opens a file in, every other project or data file it reads, and the package modules it
+  imported (after each cell), and writes ``_freeze/_analysis-deps/<doc>.json`` (outside Quarto's
+  own per-document folders, which it copies back and forth): the profile, the result store in
+  force, per module a digest of its source, per experiment folder a digest of its stored runs
+  (each run's ``run.json`` and checksum list, which covers every stored file), per other file a
+  digest of its bytes;
+- **before each render**, ``sync()`` (called by the project's ``pre-render`` script,
+  ``scripts/pre_render.py``) recomputes those digests and drops a chapter's frozen results when
+  anything differs (another profile or store, a changed module it imported, a run added, replaced
+  or removed, a changed file), when a frozen figure is missing, or when the chapter has frozen
+  results but no record. Quarto then executes that chapter again. Editing a module no chapter
+  imports (compute code) re-executes nothing; its runs' keys change instead.
+
+Only the default profile freezes (its ``_freeze/`` is committed); the other profiles set
+``freeze: false`` in their ``_quarto-<profile>.yml``, execute every chapter on each render and
+never touch the committed freeze.
 
 Only the standard library is used, so the pre-render script also runs where the package's
-dependencies are not installed (the publish workflow renders the committed ``_freeze/``).
+dependencies are not installed.
 """
 
 from __future__ import annotations
@@ -24,29 +33,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 FREEZE_DIR = "_freeze"
 DEPS_DIR = "_analysis-deps"  # in FREEZE_DIR; one <document path>.json per executed document
-ANNOTATIONS_DIR = "annotations"  # human labels of stored outputs that chapters read (task 4.6)
+FROZEN_PROFILE = "offline"  # the one profile whose chapter outputs are frozen (and committed)
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# project folders whose files are inputs handled elsewhere (package code: modules; results: folders)
+# or outputs and caches, never a chapter's input
+_NOT_INPUTS = ("analysis", "results", "_freeze", ".quarto", ".cache", ".venv", "node_modules", "artifacts", ".git")
+_HASH_LIMIT = 16 * 2**20  # larger inputs (data files) are identified by size and mtime, not hashed
 
 
-def source_digest(package_dir: Path = _PACKAGE_DIR) -> str:
-    """sha256 over the package's Python files (relative path and bytes), in path order."""
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" in path.parts:
+def imported_modules(package_dir: Path = _PACKAGE_DIR) -> dict[str, str]:
+    """The package's modules loaded in this process: path relative to the package -> file digest."""
+    out = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file:
             continue
-        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+        path = Path(file).resolve()
+        if path.suffix == ".py" and path.is_relative_to(package_dir):
+            out[path.relative_to(package_dir).as_posix()] = file_digest(path)
+    return dict(sorted(out.items()))
 
 
 def folder_digest(folder: Path) -> str:
-    """Digest of the runs stored under ``folder``: each ``run.json`` (relative path and bytes).
+    """Digest of the runs stored under ``folder``: each ``run.json`` and ``checksums.sha256``
+    (relative path and bytes; the checksum list names every stored file's sha256).
 
     ``folder`` is an experiment folder (``<profile>/<experiment>``) or a whole profile (when a
     document lists every run, as the preface does). Hidden folders (a save in progress) are
@@ -59,15 +76,40 @@ def folder_digest(folder: Path) -> str:
             if any(part.startswith(".") for part in rel.parts):
                 continue
             digest.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(meta.read_bytes()).digest())
+            sums = meta.with_name("checksums.sha256")
+            digest.update(hashlib.sha256(sums.read_bytes()).digest() if sums.exists() else b"unsealed")
     return digest.hexdigest()[:16]
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (first 16 hex digits), or "missing"."""
+    """sha256 of a file's bytes (first 16 hex digits); ``size:mtime`` for files over 16 MiB (data
+    files); "missing" when it cannot be read."""
     try:
+        stat = Path(path).stat()
+        if stat.st_size > _HASH_LIMIT:
+            return f"{stat.st_size}:{stat.st_mtime_ns}"
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     except OSError:
         return "missing"
+
+
+def _input_key(path: Path, project: Path, data: Path | None) -> str | None:
+    """How a file a chapter read is named in its record (``data:<rel>`` for the data folder,
+    a project-relative path otherwise), or None when it is not a chapter input."""
+    if data is not None and path.is_relative_to(data):
+        return "data:" + path.relative_to(data).as_posix()
+    if not path.is_relative_to(project):
+        return None
+    rel = path.relative_to(project)
+    if not rel.parts or rel.parts[0] in _NOT_INPUTS or rel.parts[0].startswith("_book") or rel.suffix in (".qmd", ".ipynb"):
+        return None
+    return rel.as_posix()
+
+
+def _input_path(key: str, project: Path, data: Path | None) -> Path | None:
+    if key.startswith("data:"):
+        return data / key[5:] if data is not None else None
+    return project / key
 
 
 def _deps_path(project: Path, document: Path) -> Path:
@@ -78,21 +120,24 @@ def _deps_path(project: Path, document: Path) -> Path:
 
 # --------------------------------------------------------------------------- recording (kernel)
 class _Recorder:
-    def __init__(self, project: Path, document: Path, results: Path, profile: str):
+    def __init__(self, project: Path, document: Path, results: Path, profile: str, data: Path | None):
         self.document = document
         self.deps_path = _deps_path(project, document)
         self.results = results.resolve()
         self.project = project.resolve()
+        self.data = data.resolve() if data is not None else None
         self.profile = profile
         self.folders: dict[str, str] = {}
-        self.files: dict[str, str] = {}  # other inputs a chapter reads (our annotations), by path
+        self.files: dict[str, str] = {}  # other inputs a chapter reads (annotations, bench results, data)
         self._busy = False
         self._write()  # a chapter that reads no result still gets a record
+        _after_each_cell(self._write)  # modules imported by later cells
 
     def __call__(self, event: str, args) -> None:
         """An ``open`` of a file in ``<profile>/<experiment>/<key>/`` records the experiment folder;
         listing ``<profile>/`` or deeper (``os.scandir``/``os.listdir``, as a glob does) records
-        the folder listed, down to the experiment level."""
+        the folder listed, down to the experiment level; a read of any other project or data file
+        records that file."""
         if self._busy or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
             return
         try:
@@ -102,9 +147,11 @@ class _Recorder:
             path = path.resolve()
         except (ValueError, OSError):
             return
-        if event == "open" and path.is_relative_to(self.project / ANNOTATIONS_DIR):
-            key = path.relative_to(self.project).as_posix()
-            if key not in self.files:
+        if not path.is_relative_to(self.results):
+            if event != "open" or (len(args) > 1 and isinstance(args[1], str) and set(args[1]) & set("wax+")):
+                return
+            key = _input_key(path, self.project, self.data)
+            if key is not None and key not in self.files and path.is_file():
                 self._busy = True
                 try:
                     self.files[key] = file_digest(path)
@@ -112,10 +159,7 @@ class _Recorder:
                 finally:
                     self._busy = False
             return
-        try:
-            rel = path.relative_to(self.results)
-        except ValueError:
-            return
+        rel = path.relative_to(self.results)
         depth = 2 if event == "open" else min(len(rel.parts), 2)
         if depth == 0 or len(rel.parts) < depth or (event == "open" and len(rel.parts) < 3):
             return
@@ -129,13 +173,30 @@ class _Recorder:
         finally:
             self._busy = False
 
-    def _write(self) -> None:
-        record = {"profile": self.profile, "source": source_digest(),
-                  "results": _rel(self.results, self.project), "folders": self.folders, "files": self.files}
-        self.deps_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.deps_path.with_name(self.deps_path.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.deps_path)
+    def _write(self, *_) -> None:
+        self._busy, busy = True, self._busy
+        try:
+            record = {"profile": self.profile, "results": _rel(self.results, self.project), "modules": imported_modules(),
+                      "folders": self.folders, "files": self.files}
+            text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+            if self.deps_path.exists() and self.deps_path.read_text() == text:
+                return
+            self.deps_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.deps_path.with_name(self.deps_path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.deps_path)
+        finally:
+            self._busy = busy
+
+
+def _after_each_cell(callback) -> None:
+    """Call ``callback`` after every cell the IPython kernel runs (no-op outside IPython)."""
+    try:
+        ip = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    except Exception:  # noqa: BLE001 - any IPython trouble only costs the per-cell update
+        ip = None
+    if ip is not None:
+        ip.events.register("post_run_cell", callback)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -158,11 +219,11 @@ def _current_recorder() -> _Recorder | None:
     current = getattr(sys, "_analysis_freeze_recorder", None)
     if current is not None and current.document == document:
         return current
-    from .paths import results_dir
+    from .paths import data_dir, results_dir
     from .profiles import active_profile
 
     try:
-        recorder = _Recorder(Path(project), document, results_dir(), active_profile())
+        recorder = _Recorder(Path(project), document, results_dir(), active_profile(), data_dir())
     except (ValueError, OSError):
         return None  # not a document of this project: nothing to keep in sync
     sys._analysis_freeze_recorder = recorder
@@ -190,44 +251,76 @@ def record_reads() -> bool:
 
 
 # --------------------------------------------------------------------------- sync (pre-render)
-def stale_reason(deps: dict, project: Path, profile: str, source: str) -> str | None:
+def stale_reason(deps: dict, project: Path, profile: str, results: Path, data: Path | None,
+                 package_dir: Path = _PACKAGE_DIR) -> str | None:
     """Why a chapter's frozen output no longer matches (None: it still does)."""
     if deps.get("profile") != profile:
         return f"rendered under profile {deps.get('profile')!r}, now {profile!r}"
-    if deps.get("source") != source:
-        return "the analysis package changed"
-    results = Path(deps.get("results", "results"))
-    results = results if results.is_absolute() else project / results
-    for folder, recorded in sorted(deps.get("folders", {}).items()):
-        if folder_digest(results / folder) != recorded:
+    recorded = Path(deps.get("results", "results"))
+    recorded = recorded if recorded.is_absolute() else project / recorded
+    if "modules" not in deps:
+        return "its record predates per-module code digests"
+    if recorded.resolve() != results.resolve():
+        return f"rendered from the result store {recorded}, now {results}"
+    for module, digest in sorted(deps["modules"].items()):
+        if file_digest(package_dir / module) != digest:
+            return f"analysis/{module} changed"
+    for folder, digest in sorted(deps.get("folders", {}).items()):
+        if folder_digest(results / folder) != digest:
             return f"stored runs changed in {folder}"
-    for file, recorded in sorted(deps.get("files", {}).items()):
-        if file_digest(project / file) != recorded:
-            return f"{file} changed"
+    for key, digest in sorted(deps.get("files", {}).items()):
+        path = _input_path(key, project, data)
+        if path is None or file_digest(path) != digest:
+            return f"{key} changed"
     return None
 
 
-def sync(project: Path, profile: str, log=print) -> list[str]:
+_FIGURE_REF = re.compile(r"[\w.-]+_files/(figure-[\w-]+/[^)\s\"'}]+)")
+
+
+def missing_figures(doc_freeze: Path) -> list[str]:
+    """Figures a frozen result shows that are not in its freezer folder (``figure-<format>/``)."""
+    missing = []
+    for result in sorted((doc_freeze / "execute-results").glob("*.json")):
+        try:
+            markdown = json.loads(result.read_text()).get("result", {}).get("markdown", "")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return [result.name]
+        missing += [ref for ref in _FIGURE_REF.findall(markdown) if not (doc_freeze / ref).is_file()]
+    return missing
+
+
+def sync(project: Path, profile: str, log=print, results: Path | None = None, data: Path | None = None) -> list[str]:
     """Drop the frozen results of every chapter whose record no longer matches; returns their
-    freezer folders (relative to ``_freeze``)."""
+    freezer folders (relative to ``_freeze``). Only the frozen profile's outputs are synced: the
+    other profiles do not freeze, and the committed freeze is never theirs to change.
+
+    ``results``: the store in force (default ``$ANALYSIS_RESULTS_DIR``, else ``<project>/results``);
+    ``data``: the data folder (default ``analysis.paths.data_dir()``)."""
+    from .paths import RESULTS_DIR_ENV, data_dir  # standard library only
+
     freeze = project / FREEZE_DIR
-    if not freeze.is_dir():
+    if profile != FROZEN_PROFILE or not freeze.is_dir():
         return []
-    source = source_digest()
+    env_results = os.environ.get(RESULTS_DIR_ENV, "").strip()
+    results = Path(results or (Path(env_results).expanduser() if env_results else project / "results")).resolve()
+    data = data if data is not None else data_dir()
     dropped = []
-    for results_dir in sorted(freeze.rglob("execute-results")):
-        doc_freeze = results_dir.parent
+    for results_folder in sorted(freeze.rglob("execute-results")):
+        doc_freeze = results_folder.parent
         deps_path = (freeze / DEPS_DIR / doc_freeze.relative_to(freeze)).with_suffix(".json")
         try:
             deps = json.loads(deps_path.read_text())
-            reason = stale_reason(deps, project, profile, source)
+            reason = stale_reason(deps, project, profile, results, data)
         except FileNotFoundError:
             reason = "no record of the results it read"
-        except (json.JSONDecodeError, OSError) as exc:
+        except (json.JSONDecodeError, OSError, AttributeError) as exc:
             reason = f"unreadable record {deps_path.name} ({exc.__class__.__name__})"
+        if reason is None and (gone := missing_figures(doc_freeze)):
+            reason = f"frozen figure {gone[0]} is missing"
         if reason is None:
             continue
-        shutil.rmtree(results_dir)
+        shutil.rmtree(results_folder)
         deps_path.unlink(missing_ok=True)
         rel = doc_freeze.relative_to(freeze).as_posix()
         log(f"freeze-sync: {rel} will execute again: {reason}")

@@ -11,7 +11,7 @@ formats. This script does it after every render (`post-render` in _quarto.yml):
 - the page gets the block Quarto itself writes for a website's other formats ("Other Formats",
   Jupyter icon) at the end of its table of contents, linking the notebook.
 
-Standard library only (like scripts/freeze_sync.py), so the publish workflow runs it too.
+Standard library only (like scripts/pre_render.py), so the publish workflow runs it too.
 Idempotent: a page that already links its notebook is left as it is.
 """
 

@@ -15,7 +15,7 @@ names what else it needs in two attributes:
 - ``data-lab-ort``: onnxruntime-web's WebAssembly build, copied from ``node_modules/`` (installed
   by ``make setup`` from package.json) to ``<out>/lab/ort/``: the site fetches nothing from a CDN.
 
-Standard library only (like scripts/freeze_sync.py). Files already in place with the same size and
+Standard library only (like scripts/pre_render.py). Files already in place with the same size and
 modification time are not copied again. A missing run folder fails the render (the widget would show
 nothing); a decoder that cannot be exported (no project environment) and missing onnxruntime-web
 are warnings (the widget says what is missing).

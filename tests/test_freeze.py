@@ -9,64 +9,118 @@ from analysis import freeze
 
 
 def _project(tmp_path):
-    """A project with one frozen chapter that read one experiment folder and one annotation file."""
-    (tmp_path / "results" / "offline" / "exp" / "k1").mkdir(parents=True)
-    (tmp_path / "results" / "offline" / "exp" / "k1" / "run.json").write_text('{"a": 1}')
+    """A project with one frozen chapter that read one experiment folder, one annotation file, one
+    benchmark file and one package module, and shows one frozen figure."""
+    run = tmp_path / "results" / "offline" / "exp" / "k1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text('{"a": 1}')
+    (run / "checksums.sha256").write_text("abc  table.csv\n")
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "exp-offline.jsonl").write_text("{}\n")
-    frozen = tmp_path / "_freeze" / "chapters" / "one" / "execute-results"
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "b.json").write_text('{"s": 1}')
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "chapter.py").write_text("X = 1\n")
+    doc = tmp_path / "_freeze" / "chapters" / "one"
+    frozen = doc / "execute-results"
     frozen.mkdir(parents=True)
-    (frozen / "html.json").write_text("{}")
-    deps = {"profile": "offline", "source": freeze.source_digest(), "results": "results",
+    (frozen / "html.json").write_text(json.dumps({"result": {"markdown": "![](one_files/figure-html/fig-a-output-1.png)"}}))
+    (doc / "figure-html").mkdir()
+    (doc / "figure-html" / "fig-a-output-1.png").write_bytes(b"png")
+    deps = {"profile": "offline", "results": "results",
+            "modules": {"chapter.py": freeze.file_digest(package / "chapter.py")},
             "folders": {"offline/exp": freeze.folder_digest(tmp_path / "results" / "offline" / "exp")},
-            "files": {"annotations/exp-offline.jsonl": freeze.file_digest(tmp_path / "annotations" / "exp-offline.jsonl")}}
+            "files": {"annotations/exp-offline.jsonl": freeze.file_digest(tmp_path / "annotations" / "exp-offline.jsonl"),
+                      "bench/results/b.json": freeze.file_digest(tmp_path / "bench" / "results" / "b.json")}}
     path = tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "one.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(deps))
     return frozen
 
 
-def test_nothing_changed_keeps_the_frozen_chapter(tmp_path):
+def _sync(root, profile="offline", **kw):
+    messages = []
+    kw.setdefault("results", root / "results")
+    dropped = freeze.sync(root, profile, log=messages.append, **kw)
+    return dropped, messages
+
+
+def test_nothing_changed_keeps_the_frozen_chapter(tmp_path, monkeypatch):
     frozen = _project(tmp_path)
-    assert freeze.sync(tmp_path, "offline", log=lambda m: None) == []
+    monkeypatch.setattr(freeze, "_PACKAGE_DIR", tmp_path / "pkg")
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    assert _sync(tmp_path) == ([], [])
     assert frozen.exists()
 
 
-def test_each_kind_of_change_drops_it(tmp_path):
+def test_each_kind_of_change_drops_it(tmp_path, monkeypatch):
     changes = {
-        "profile": lambda root: "smoke",
         "new run": lambda root: (root / "results/offline/exp/k2").mkdir() or
-        (root / "results/offline/exp/k2/run.json").write_text("{}") or "offline",
-        "replaced run": lambda root: (root / "results/offline/exp/k1/run.json").write_text('{"a": 2}') or "offline",
-        "annotation": lambda root: (root / "annotations/exp-offline.jsonl").write_text('{"x": 1}\n') or "offline",
+        (root / "results/offline/exp/k2/run.json").write_text("{}"),
+        "replaced run": lambda root: (root / "results/offline/exp/k1/run.json").write_text('{"a": 2}'),
+        "a stored file re-checksummed": lambda root: (root / "results/offline/exp/k1/checksums.sha256").write_text("abd  table.csv\n"),
+        "annotation": lambda root: (root / "annotations/exp-offline.jsonl").write_text('{"x": 1}\n'),
+        "benchmark": lambda root: (root / "bench/results/b.json").write_text('{"s": 2}'),
+        "module it imported": lambda root: (root / "pkg/chapter.py").write_text("X = 2\n"),
+        "frozen figure deleted": lambda root: (root / "_freeze/chapters/one/figure-html/fig-a-output-1.png").unlink(),
     }
     for name, change in changes.items():
         root = tmp_path / name.replace(" ", "_")
         root.mkdir()
         frozen = _project(root)
-        profile = change(root)
-        messages = []
-        assert freeze.sync(root, profile, log=messages.append) == ["chapters/one"], name
+        monkeypatch.setattr(freeze.stale_reason, "__defaults__", (root / "pkg",))
+        assert _sync(root) == ([], []), name  # unchanged: kept
+        change(root)
+        dropped, messages = _sync(root)
+        assert dropped == ["chapters/one"], name
         assert not frozen.exists() and messages, name
 
 
-def test_hidden_folders_of_a_save_in_progress_do_not_count(tmp_path):
+def test_another_store_in_force_drops_it(tmp_path, monkeypatch):
     frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    dropped, messages = _sync(tmp_path, results=other)
+    assert dropped == ["chapters/one"] and "result store" in messages[0] and not frozen.exists()
+
+
+def test_other_profiles_never_touch_the_committed_freeze(tmp_path, monkeypatch):
+    frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    (tmp_path / "results/offline/exp/k1/run.json").write_text('{"a": 3}')  # would be stale for offline
+    for profile in ("full", "smoke"):
+        assert _sync(tmp_path, profile) == ([], [])
+    assert frozen.exists()
+
+
+def test_an_unrelated_module_edit_keeps_it(tmp_path, monkeypatch):
+    frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    (tmp_path / "pkg" / "compute.py").write_text("# a module the chapter never imported\n")
+    assert _sync(tmp_path) == ([], []) and frozen.exists()
+
+
+def test_hidden_folders_of_a_save_in_progress_do_not_count(tmp_path, monkeypatch):
+    frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
     (tmp_path / "results/offline/exp/.k3.staging").mkdir()
     (tmp_path / "results/offline/exp/.k3.staging/run.json").write_text("{}")
-    assert freeze.sync(tmp_path, "offline", log=lambda m: None) == [] and frozen.exists()
+    assert _sync(tmp_path) == ([], []) and frozen.exists()
 
 
 def test_a_frozen_chapter_without_a_record_executes_again(tmp_path):
     frozen = _project(tmp_path)
     (tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "one.json").unlink()
-    assert freeze.sync(tmp_path, "offline", log=lambda m: None) == ["chapters/one"]
+    assert _sync(tmp_path)[0] == ["chapters/one"]
     assert not frozen.exists()
 
 
 def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
-    """In a kernel as Quarto starts it (its environment variables set), reading a stored run and an
-    annotation file writes the record that the sync compares."""
+    """In a kernel as Quarto starts it (its environment variables set), reading a stored run, an
+    annotation file and a benchmark file writes the record that the sync compares, with the package
+    modules imported."""
     _project(tmp_path)
     (tmp_path / "chapters").mkdir()
     code = textwrap.dedent(f"""
@@ -78,9 +132,12 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
         assert freeze.record_reads()
         pathlib.Path({str(tmp_path / "results/offline/exp/k1/run.json")!r}).read_text()
         pathlib.Path({str(tmp_path / "annotations/exp-offline.jsonl")!r}).read_text()
+        pathlib.Path({str(tmp_path / "bench/results/b.json")!r}).read_text()
+        pathlib.Path({str(tmp_path / "out.txt")!r}).write_text("an output, not an input")
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     record = json.loads((tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "two.json").read_text())
-    assert record["profile"] == "offline" and record["source"] == freeze.source_digest()
+    assert record["profile"] == "offline" and record["results"] == "results"
+    assert "freeze.py" in record["modules"] and "__init__.py" in record["modules"]
     assert record["folders"] == {"offline/exp": freeze.folder_digest(tmp_path / "results/offline/exp")}
-    assert list(record["files"]) == ["annotations/exp-offline.jsonl"]
+    assert sorted(record["files"]) == ["annotations/exp-offline.jsonl", "bench/results/b.json"]
