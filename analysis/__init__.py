@@ -1,7 +1,8 @@
 """Experiments behind the book: data loaders, model registry, result store and one module per chapter.
 
-Chapters narrate; this package computes. A chapter cell calls one function (usually
-``get_or_run``) and shows what it returns.
+Chapters narrate; this package computes. A chapter cell asks its chapter module
+(``analysis.<part>.chapter``) for a stored run's numbers, tables and figures; runs are computed
+outside the render (``python -m analysis run``), never while Quarto executes a chapter.
 """
 
 __version__ = "0.1.0"

@@ -97,7 +97,7 @@ def _status_rows(store: Store, profiles) -> list[dict]:
             if profile not in exp.configs:
                 continue
             row = {"experiment": name, "profile": profile, "key": None, "state": "unknown", "problem": None,
-                   "wall_seconds": None, "created": None, "device": None, "metrics": None, "stale_code": False}
+                   "wall_seconds": None, "created": None, "device": None, "metrics": None, "stale_code": []}
             rows.append(row)
             try:
                 try:
@@ -120,7 +120,7 @@ def _status_rows(store: Store, profiles) -> list[dict]:
                 continue
             row.update(state="stored", wall_seconds=run.wall_seconds, created=run.created,
                        device=run.env.get("device") if isinstance(run.env, dict) else None, metrics=run.metrics,
-                       stale_code=run.meta.get("source_hash") != exp.source_hash(), sealed=run.sealed)
+                       stale_code=experiments.code_changes(exp, run), sealed=run.sealed)
     return rows
 
 
@@ -136,7 +136,10 @@ def _cmd_status(args) -> int:
         print(f"{'experiment':<22} {'profile':<8} {'state':<9} {'key':<17} {'wall':>8}  created")
         for r in rows:
             wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "-"
-            note = "  (code changed since; bump code_version if results change)" if r.get("stale_code") else ""
+            changed = r.get("stale_code")
+            note = ("" if changed == [] or r["state"] != "stored" else
+                    "  (its code is in no commit: cannot tell whether it changed)" if changed is None else
+                    f"  (code changed since: {', '.join(changed)}; bump code_version if results change)")
             if r.get("sealed") is False:
                 note += "  (no checksums yet: `python -m analysis seal` adds them)"
             if r["problem"]:

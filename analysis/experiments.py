@@ -58,15 +58,88 @@ class Experiment:
             raise ConfigError(f"experiment {self.name!r} has no config for profile {name!r}")
         return self.configs[name]
 
+    def modules(self) -> list[str]:
+        """The modules whose code computes this experiment's results."""
+        return sorted({self.compute.__module__, *self.source_modules})
+
     def source_hash(self) -> str:
-        """Hash of the source files that compute results (recorded, to spot unbumped code changes)."""
-        digest = hashlib.sha256()
-        for module_name in sorted({self.compute.__module__, *self.source_modules}):
-            digest.update(inspect.getsource(importlib.import_module(module_name)).encode())
-        return digest.hexdigest()[:16]
+        """Hash of the source files that compute results, as text (recorded by every run; older runs
+        recorded only this)."""
+        return legacy_source_hash(inspect.getsource(importlib.import_module(m)) for m in self.modules())
+
+    def source_digests(self) -> dict[str, str]:
+        """Per module, a digest of its code without comments and docstrings (recorded by every run,
+        to name the modules whose code changed since; ``code_changes``)."""
+        return {m: code_digest(inspect.getsource(importlib.import_module(m))) for m in self.modules()}
 
     def key(self, config: Any, profile: str) -> str:
         return run_key(self.name, profile, config, self.code_version, self.data_fingerprint(config))
+
+
+def legacy_source_hash(texts) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+def code_digest(source: str) -> str:
+    """Digest of a module's code: its syntax tree without docstrings, so that comments, docstrings
+    and formatting do not count as a change."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()[:16]
+
+
+def _module_path(module: str) -> str:
+    return module.replace(".", "/") + ".py"
+
+
+def _recorded_digests_from_git(experiment: "Experiment", recorded_hash: str) -> dict[str, str] | None:
+    """For a run recorded before per-module digests: the digests of the code it was computed with,
+    found in git history as the commit whose module texts hash to the run's ``source_hash``."""
+    import subprocess
+
+    from .paths import PROJECT_ROOT
+
+    paths = [_module_path(m) for m in experiment.modules()]
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    commits = git("log", "--format=%H", "--", *paths)
+    for commit in (commits or "").split():
+        texts = [git("show", f"{commit}:{p}") for p in paths]
+        if any(t is None for t in texts):
+            continue
+        if legacy_source_hash(texts) == recorded_hash:
+            return {m: code_digest(t) for m, t in zip(experiment.modules(), texts)}
+    return None
+
+
+def code_changes(experiment: "Experiment", run: Run) -> list[str] | None:
+    """The modules whose code changed since ``run`` was computed ([] when none; comments and
+    docstrings do not count), or None when the run's code cannot be found (an old run whose code is in
+    no commit)."""
+    now = experiment.source_digests()
+    recorded = run.meta.get("source_digests") or None
+    if recorded is None:
+        if run.meta.get("source_hash") == experiment.source_hash():
+            return []
+        recorded = _recorded_digests_from_git(experiment, run.meta.get("source_hash", ""))
+        if recorded is None:
+            return None
+    return sorted(_module_path(m) for m in set(now) | set(recorded) if now.get(m) != recorded.get(m))
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -202,6 +275,7 @@ def get_or_run(
             output=output,
             code_version=experiment.code_version,
             source_hash=experiment.source_hash(),
+            source_digests=experiment.source_digests(),
             data_fingerprint=fingerprint,
             env=run_environment(config),
             wall_seconds=wall,

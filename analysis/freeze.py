@@ -328,6 +328,30 @@ def sync(project: Path, profile: str, log=print, results: Path | None = None, da
     return dropped
 
 
+_RANDOM_CELL_ID = re.compile(r"\{#([0-9a-f]{8}) \.cell")
+
+
+def stable_cell_ids(project: Path) -> list[Path]:
+    """Replace the random ids Quarto gives unlabelled cells in frozen results (``{#2ae136d7 .cell``,
+    new on every execution) by ids numbered in document order (``{#cell-4-2 .cell``), so a chapter
+    executed again with the same output leaves the committed ``_freeze/`` byte-identical. Returns
+    the files it rewrote (post-render step; nothing links to these ids)."""
+    changed = []
+    for path in sorted((project / FREEZE_DIR).rglob("execute-results/*.json")):
+        text = path.read_text(encoding="utf-8")
+        ids = list(dict.fromkeys(_RANDOM_CELL_ID.findall(text)))
+        if not ids:
+            continue
+        stem = re.sub(r"[^\w-]", "", path.parent.parent.name)[:24] or "doc"
+        mapping = {old: f"cell-{stem}-{n}" for n, old in enumerate(ids, 1)}
+        new = _RANDOM_CELL_ID.sub(lambda m: "{#" + mapping[m.group(1)] + " .cell", text)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, path)
+        changed.append(path)
+    return changed
+
+
 def render_output_dir(script: str) -> Path | None:
     """The site folder Quarto hands a post-render script (``QUARTO_PROJECT_OUTPUT_DIR``, made
     absolute); None, with a note on stderr, when the script was not started by ``quarto render``."""

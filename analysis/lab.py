@@ -2,9 +2,10 @@
 
 A chapter cell with ``#| output: asis`` prints ``widget(name, data)``: a ``<div>`` carrying the
 widget's data as inline JSON, and the widget's script ``lab/<name>.js`` (plain ES modules, no
-framework, nothing fetched from a CDN; ``_quarto.yml`` copies ``lab/`` into the site). Binary assets
-that do not belong inline (SAM's ONNX decoder, image embeddings) are copied from the result store into
-``_book/lab/`` after the render (``scripts/lab_assets.py``), named by the run they come from.
+framework, nothing fetched from a CDN). After the render, the post-render script
+``scripts/lab_assets.py`` copies ``lab/`` into the site's ``lab/`` folder, with the binary assets that
+do not belong inline (image embeddings from the result store, SAM's ONNX decoder exported again),
+named by the run they come from.
 
 Each script finds its ``div.lab[data-lab=<name>]`` elements, reads ``script.lab-data`` and builds
 the widget in place; it sets ``data-ready="1"`` on the div when it can be used (the browser tests

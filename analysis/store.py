@@ -637,6 +637,7 @@ class Store:
         env: dict[str, Any],
         wall_seconds: float,
         replace: bool = False,
+        source_digests: dict[str, str] | None = None,
     ) -> Run:
         """Write a run atomically; an existing run with the same key is kept unless ``replace``."""
         final = self.run_dir(profile, experiment, key)
@@ -657,6 +658,7 @@ class Store:
             "wall_seconds": round(float(wall_seconds), 3),
             "code_version": code_version,
             "source_hash": source_hash,
+            "source_digests": source_digests or {},
             "data_fingerprint": data_fingerprint,
             "config": to_jsonable(config),
             "env": to_jsonable(env),

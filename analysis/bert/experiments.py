@@ -59,20 +59,24 @@ register(Experiment(
     name="agnews_stats", title="AG News: samples per class and split, text and token lengths", chapter=CHAPTER,
     configs=DATA, compute=compute_data_stats, code_version="1", data_fingerprint=_fingerprint,
     models=lambda c: [c.tokenizer], data_description=_data_text, source_modules=SOURCES,
+    cost={"full": "under a minute (tokenizer statistics)"},
 ))
 register(Experiment(
     name="bert_finetune", title="Fine-tuning a BERT encoder on AG News (Trainer API)", chapter=CHAPTER,
     configs=FINETUNE, compute=compute_finetune, code_version="1", data_fingerprint=_fingerprint,
     models=lambda c: [c.model], data_description=_data_text, source_modules=SOURCES,
+    cost={"full": "the longest part: fine-tuning bert-base-uncased on 115k rows, roughly 40-60 min on a T4"},
 ))
 register(Experiment(
     name="bert_attention", title="Attention before and after fine-tuning", chapter=CHAPTER,
     # 2: also stores every layer's maps of the chosen sentences (chosen_{pre,ft}_all); the rest is unchanged
     configs=ATTENTION, compute=compute_attention, code_version="2", data_fingerprint=_fingerprint,
     models=lambda c: [c.finetune.model], data_description=_data_text, source_modules=SOURCES,
+    cost={"full": "1-2 min after fine-tuning"},
 ))
 register(Experiment(
     name="bert_fewshot", title="Few-shot prompting of a causal LM vs the fine-tuned encoder", chapter=CHAPTER,
     configs=FEWSHOT, compute=compute_fewshot, code_version="1", data_fingerprint=_fingerprint,
     models=lambda c: [c.model, c.finetune.model], data_description=_data_text, source_modules=SOURCES,
+    cost={"full": "a few minutes (gpt2 few-shot on 1,000 items)"},
 ))

@@ -201,30 +201,3 @@ def compute(config: CotConfig) -> Output:
                 "selection": selection},
         arrays={"flip_counts": np.array([flips[k] for k in FLIPS])},
     )
-
-
-def cached_prefix(config: CotConfig) -> int:
-    """How many leading questions of the sample have their direct score, chain of thought and
-    probe in the cache (a run with ``n_questions`` up to this loads no model). Loads only the
-    tokenizer (to render the chat template the cache keys are made of)."""
-    from .generate import STOP_RULE, _probe_key, cache_key, default_cache
-
-    questions = sample_questions(config.n_questions, config.seed, config.split, config.source).questions
-    lm = LM(config.model, device=config.device, dtype=config.dtype)
-    tok, family = lm.tokenizer, lm.family
-    settings = {"dtype": lm.dtype_name()}
-    direct_cache, gen_cache, probe_cache = default_cache("direct"), default_cache("generations"), default_cache("probe")
-    d_settings = {**settings, "kind": "letter-scores", "decoder_prefix": ""}
-    g_settings = {**settings, "kind": "generate", "max_new_tokens": config.max_new_tokens, "decoding": "greedy",
-                  "stop": STOP_RULE}
-    n = 0
-    for q in questions:
-        d_in = prompts.render(tok, prompts.direct_prompt(q), family, _direct_prefix(family))
-        c_in = prompts.render(tok, prompts.cot_prompt(q), family)
-        gen = gen_cache.get(cache_key(lm.name, c_in, g_settings))
-        if direct_cache.get(cache_key(lm.name, d_in, d_settings)) is None or gen is None:
-            break
-        if probe_cache.get(_probe_key(lm, c_in, gen["gen_ids"], settings, config.probe_steps)) is None:
-            break
-        n += 1
-    return n

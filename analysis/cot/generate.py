@@ -676,17 +676,12 @@ def probe_scores(lm: LM, texts: list[str], gens: list[dict], *, settings: dict, 
                     # the "padded prompt length" of this row: pads + its own prompt
                     items.append(dict(text=texts[i], gen_ids=gens[i]["gen_ids"], row=r, pad=pad,
                                       prompt_len=pad + len(prompt_ids[r])))
-                _probe_batch_rowwise(lm, items, _cache_of(out), settings, probe_steps, cache)
+                # each row has its own prompt length; the whole sequence was fed, so the cache covers every token
+                _probe_batch(lm, items, _cache_of(out), settings, probe_steps, cache)
                 bar.update(len(chunk))
             bar.close()
     return [{"cuts": cache.get(k)["cuts"], "scores": {int(kk): v for kk, v in cache.get(k)["scores"].items()},
              "cached": i not in todo} for i, k in enumerate(keys)]
-
-
-def _probe_batch_rowwise(lm, items, kv, settings, probe_steps, cache):
-    """Like ``_probe_batch`` but each row has its own prompt length (fresh forward pass).
-    The whole sequence was fed, so the cache covers every token."""
-    _probe_batch(lm, items, kv, settings, probe_steps, cache)
 
 
 def seq2seq_probe_prefixes(chain: str, probe_steps: int) -> tuple[list[int | None], list[str]]:

@@ -28,7 +28,6 @@ from ..store import fingerprint_files
 SPLITS = ("train", "val", "test")
 FILE_NAME = "lung_field_dataset.npz"
 DEFAULT_RELATIVE = Path("lung") / FILE_NAME
-SOURCE_NAMES = {"MCU": "Montgomery", "CHN": "Shenzhen", "JSRT": "JSRT", "unknown": "unknown"}
 
 
 def default_path() -> Path:
@@ -217,10 +216,6 @@ def check_file(path: Path | str | None = None) -> Path:
 def fingerprint(path: Path | str | None = None) -> str:
     """The data fingerprint for the result store: the file is validated first, then hashed."""
     return fingerprint_files([check_file(path)])
-
-
-def data_fingerprint_path(path: Path | str | None = None) -> Path:
-    return Path(path) if path is not None else default_path()
 
 
 # --- the transforms the course notebook leaves as TODOs --------------------------------------

@@ -34,8 +34,8 @@ class Prompt:
     """One SAM prompt in image pixel coordinates (x, y).
 
     ``points_xy`` (n, 2) float with ``labels`` (n,) 1 = foreground, 0 = background; ``box_xyxy`` (4,).
-    ``group`` names the part it segments (e.g. "left"/"right" lung); a strategy's masks are the
-    union over its prompts.
+    ``group`` names the part it segments (e.g. "left"/"right" lung), kept in the records; the
+    evaluation unites a strategy's masks over all its prompts (``evaluate._union``).
     """
 
     points_xy: np.ndarray | None = None

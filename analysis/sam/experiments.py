@@ -102,6 +102,7 @@ PROMPTS = register(Experiment(
     },
     compute=evaluate.compute_prompts,
     code_version=CODE_VERSION,
+    cost={"full": "about 3 min on a T4 after the 2.4 GB SAM ViT-H download"},
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],
     data_description=_describe,
@@ -120,6 +121,7 @@ AUTO = register(Experiment(
     },
     compute=evaluate.compute_auto,
     code_version=CODE_VERSION,
+    cost={"full": "an estimated 5-15 min on a T4 (a 32 x 32 point grid per image)"},
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],
     data_description=_describe,
@@ -136,6 +138,7 @@ EXPLORER = register(Experiment(
         "smoke": ExplorerConfig(demo_images=1, extra_images=1, auto=AUTO.configs["smoke"]),
     },
     compute=explorer.compute_explorer,
+    cost={"full": "about a minute (six image embeddings, the decoder's ONNX export)"},
     code_version="2",  # 2: the decoder is no longer stored with the run (weights stay out of git)
     data_fingerprint=_fingerprint,
     models=lambda c: [c.model],

@@ -29,11 +29,6 @@ def f1_score_mask(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2.0 * tp / denom
 
 
-def f1_batch(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """F1 per image for (N, H, W) masks -> (N,)."""
-    return np.array([f1_score_mask(p, g) for p, g in zip(pred, gt)], dtype=float)
-
-
 def mean_std(values) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; NaN std for a single value)."""
     v = np.asarray(values, dtype=float)

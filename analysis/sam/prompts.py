@@ -177,7 +177,6 @@ _add("atlas_point_per_lung", "atlas: 1 point per lung", False, "point", lambda c
 _add("atlas_box_per_lung", "atlas: 1 box per lung", False, "box", lambda c: box_per_lung(c.atlas))
 _add("atlas_box_both", "atlas: 1 box around both lungs", False, "box", lambda c: box_both(c.atlas))
 
-MAIN_STRATEGY = "box_per_lung"  # the method evaluated in 2.2 (the prompt Mazurowski et al. found best)
 
 
 def build_atlas(train_masks: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
