@@ -2,12 +2,12 @@
 
 Quarto's freezer (``execute: freeze: auto``) re-executes a document only when its text changes.
 This book's chapters also depend on the stored runs they read, on the package code they import and
-on a few other files (benchmark results, annotations, data), and the Jupyter cache cannot be used
+on a few other files (benchmark results, annotations), and the Jupyter cache cannot be used
 with inline ``{python}`` expressions. So:
 
 - **while a chapter executes** in a render, ``record_reads()`` (installed by the package's
   ``__init__`` when Quarto runs the kernel) notes every experiment folder of the result store the
-  chapter opens a file in, every other project or data file it reads, and the package modules it
+  chapter opens a file in, every other project file it reads or folder it lists, and the package modules it
   imported (after each cell), and writes ``_freeze/_analysis-deps/<doc>.json`` (outside Quarto's
   own per-document folders, which it copies back and forth): the profile, the result store in
   force, per module a digest of its source, per experiment folder a digest of its stored runs
@@ -44,8 +44,10 @@ FROZEN_PROFILE = "offline"  # the one profile whose chapter outputs are frozen (
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # project folders whose files are inputs handled elsewhere (package code: modules; results: folders)
 # or outputs and caches, never a chapter's input
-_NOT_INPUTS = ("analysis", "results", "_freeze", ".quarto", ".cache", ".venv", "node_modules", "artifacts", ".git")
-_HASH_LIMIT = 16 * 2**20  # larger inputs (data files) are identified by size and mtime, not hashed
+# (data/: a group's data folder, covered by the runs' keys)
+_NOT_INPUTS = ("analysis", "results", "data", "_freeze", ".quarto", ".cache", ".venv", "node_modules", "artifacts",
+               ".git")
+_HASH_LIMIT = 16 * 2**20  # larger inputs are identified by size and mtime, not hashed
 
 
 def imported_modules(package_dir: Path = _PACKAGE_DIR) -> dict[str, str]:
@@ -82,8 +84,8 @@ def folder_digest(folder: Path) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (first 16 hex digits); ``size:mtime`` for files over 16 MiB (data
-    files); "missing" when it cannot be read."""
+    """sha256 of a file's bytes (first 16 hex digits); ``size:mtime`` for files over 16 MiB;
+    "missing" when it cannot be read."""
     try:
         stat = Path(path).stat()
         if stat.st_size > _HASH_LIMIT:
@@ -93,23 +95,34 @@ def file_digest(path: Path) -> str:
         return "missing"
 
 
-def _input_key(path: Path, project: Path, data: Path | None) -> str | None:
-    """How a file a chapter read is named in its record (``data:<rel>`` for the data folder,
-    a project-relative path otherwise), or None when it is not a chapter input."""
-    if data is not None and path.is_relative_to(data):
-        return "data:" + path.relative_to(data).as_posix()
+def _input_key(path: Path, project: Path) -> str | None:
+    """How a project file or folder a chapter read is named in its record (its project-relative
+    path), or None when it is not a chapter input: package code and stored results are recorded
+    their own way, outputs and caches are no inputs, and data files are covered by the runs (their
+    keys hold the data's fingerprint), so a render without the data folder changes no record."""
     if not path.is_relative_to(project):
         return None
     rel = path.relative_to(project)
-    if not rel.parts or rel.parts[0] in _NOT_INPUTS or rel.parts[0].startswith("_book") or rel.suffix in (".qmd", ".ipynb"):
+    if (not rel.parts or rel.parts[0] in _NOT_INPUTS or rel.parts[0].startswith(("_book", "."))
+            or rel.parts[0].endswith(".egg-info") or rel.suffix in (".qmd", ".ipynb")):
         return None
     return rel.as_posix()
 
 
-def _input_path(key: str, project: Path, data: Path | None) -> Path | None:
-    if key.startswith("data:"):
-        return data / key[5:] if data is not None else None
-    return project / key
+def listing_digest(folder: Path) -> str:
+    """Digest of a folder's entry names (a chapter that lists a folder, e.g. the group's demo
+    screenshots, depends on what is in it); "missing" when it cannot be listed."""
+    try:
+        names = sorted(p.name for p in Path(folder).iterdir())
+    except OSError:
+        return "missing"
+    return hashlib.sha256("\0".join(names).encode()).hexdigest()[:16]
+
+
+def _input_digest(key: str, project: Path) -> str:
+    if key.endswith("/"):
+        return listing_digest(project / key)
+    return file_digest(project / key)
 
 
 def _deps_path(project: Path, document: Path) -> Path:
@@ -120,15 +133,15 @@ def _deps_path(project: Path, document: Path) -> Path:
 
 # --------------------------------------------------------------------------- recording (kernel)
 class _Recorder:
-    def __init__(self, project: Path, document: Path, results: Path, profile: str, data: Path | None):
+    def __init__(self, project: Path, document: Path, results: Path, profile: str):
         self.document = document
         self.deps_path = _deps_path(project, document)
         self.results = results.resolve()
         self.project = project.resolve()
-        self.data = data.resolve() if data is not None else None
         self.profile = profile
         self.folders: dict[str, str] = {}
-        self.files: dict[str, str] = {}  # other inputs a chapter reads (annotations, bench results, data)
+        # other inputs a chapter reads: files (annotations, bench results) and listed folders ("figures/demo/")
+        self.files: dict[str, str] = {}
         self._busy = False
         self._write()  # a chapter that reads no result still gets a record
         _after_each_cell(self._write)  # modules imported by later cells
@@ -136,8 +149,8 @@ class _Recorder:
     def __call__(self, event: str, args) -> None:
         """An ``open`` of a file in ``<profile>/<experiment>/<key>/`` records the experiment folder;
         listing ``<profile>/`` or deeper (``os.scandir``/``os.listdir``, as a glob does) records
-        the folder listed, down to the experiment level; a read of any other project or data file
-        records that file."""
+        the folder listed, down to the experiment level; a read of any other project file records
+        that file, a listing of a project folder its entry names."""
         if self._busy or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
             return
         try:
@@ -148,13 +161,17 @@ class _Recorder:
         except (ValueError, OSError):
             return
         if not path.is_relative_to(self.results):
-            if event != "open" or (len(args) > 1 and isinstance(args[1], str) and set(args[1]) & set("wax+")):
+            if event == "open" and len(args) > 1 and isinstance(args[1], str) and set(args[1]) & set("wax+"):
+                return  # written, not read
+            key = _input_key(path, self.project)
+            if key is None:
                 return
-            key = _input_key(path, self.project, self.data)
-            if key is not None and key not in self.files and path.is_file():
+            if event != "open":
+                key = key.rstrip("/") + "/"
+            if key not in self.files and (path.is_dir() if key.endswith("/") else path.is_file()):
                 self._busy = True
                 try:
-                    self.files[key] = file_digest(path)
+                    self.files[key] = _input_digest(key, self.project)
                     self._write()
                 finally:
                     self._busy = False
@@ -219,11 +236,11 @@ def _current_recorder() -> _Recorder | None:
     current = getattr(sys, "_analysis_freeze_recorder", None)
     if current is not None and current.document == document:
         return current
-    from .paths import data_dir, results_dir
+    from .paths import results_dir
     from .profiles import active_profile
 
     try:
-        recorder = _Recorder(Path(project), document, results_dir(), active_profile(), data_dir())
+        recorder = _Recorder(Path(project), document, results_dir(), active_profile())
     except (ValueError, OSError):
         return None  # not a document of this project: nothing to keep in sync
     sys._analysis_freeze_recorder = recorder
@@ -251,7 +268,7 @@ def record_reads() -> bool:
 
 
 # --------------------------------------------------------------------------- sync (pre-render)
-def stale_reason(deps: dict, project: Path, profile: str, results: Path, data: Path | None,
+def stale_reason(deps: dict, project: Path, profile: str, results: Path,
                  package_dir: Path = _PACKAGE_DIR) -> str | None:
     """Why a chapter's frozen output no longer matches (None: it still does)."""
     if deps.get("profile") != profile:
@@ -269,8 +286,7 @@ def stale_reason(deps: dict, project: Path, profile: str, results: Path, data: P
         if folder_digest(results / folder) != digest:
             return f"stored runs changed in {folder}"
     for key, digest in sorted(deps.get("files", {}).items()):
-        path = _input_path(key, project, data)
-        if path is None or file_digest(path) != digest:
+        if _input_digest(key, project) != digest:
             return f"{key} changed"
     return None
 
@@ -290,28 +306,26 @@ def missing_figures(doc_freeze: Path) -> list[str]:
     return missing
 
 
-def sync(project: Path, profile: str, log=print, results: Path | None = None, data: Path | None = None) -> list[str]:
+def sync(project: Path, profile: str, log=print, results: Path | None = None) -> list[str]:
     """Drop the frozen results of every chapter whose record no longer matches; returns their
     freezer folders (relative to ``_freeze``). Only the frozen profile's outputs are synced: the
     other profiles do not freeze, and the committed freeze is never theirs to change.
 
-    ``results``: the store in force (default ``$ANALYSIS_RESULTS_DIR``, else ``<project>/results``);
-    ``data``: the data folder (default ``analysis.paths.data_dir()``)."""
-    from .paths import RESULTS_DIR_ENV, data_dir  # standard library only
+    ``results``: the store in force (default ``$ANALYSIS_RESULTS_DIR``, else ``<project>/results``)."""
+    from .paths import RESULTS_DIR_ENV  # standard library only
 
     freeze = project / FREEZE_DIR
     if profile != FROZEN_PROFILE or not freeze.is_dir():
         return []
     env_results = os.environ.get(RESULTS_DIR_ENV, "").strip()
     results = Path(results or (Path(env_results).expanduser() if env_results else project / "results")).resolve()
-    data = data if data is not None else data_dir()
     dropped = []
     for results_folder in sorted(freeze.rglob("execute-results")):
         doc_freeze = results_folder.parent
         deps_path = (freeze / DEPS_DIR / doc_freeze.relative_to(freeze)).with_suffix(".json")
         try:
             deps = json.loads(deps_path.read_text())
-            reason = stale_reason(deps, project, profile, results, data)
+            reason = stale_reason(deps, project, profile, results)
         except FileNotFoundError:
             reason = "no record of the results it read"
         except (json.JSONDecodeError, OSError, AttributeError) as exc:

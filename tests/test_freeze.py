@@ -134,10 +134,27 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
         pathlib.Path({str(tmp_path / "annotations/exp-offline.jsonl")!r}).read_text()
         pathlib.Path({str(tmp_path / "bench/results/b.json")!r}).read_text()
         pathlib.Path({str(tmp_path / "out.txt")!r}).write_text("an output, not an input")
+        os.makedirs({str(tmp_path / "figures/demo")!r})
+        os.listdir({str(tmp_path / "figures/demo")!r})
+        pathlib.Path({str(tmp_path / "data.bin")!r}).write_bytes(b"x")
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     record = json.loads((tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "two.json").read_text())
     assert record["profile"] == "offline" and record["results"] == "results"
     assert "freeze.py" in record["modules"] and "__init__.py" in record["modules"]
     assert record["folders"] == {"offline/exp": freeze.folder_digest(tmp_path / "results/offline/exp")}
-    assert sorted(record["files"]) == ["annotations/exp-offline.jsonl", "bench/results/b.json"]
+    assert sorted(record["files"]) == ["annotations/exp-offline.jsonl", "bench/results/b.json", "figures/demo/"]
+
+
+def test_a_listed_folder_is_an_input(tmp_path, monkeypatch):
+    """A chapter that lists a folder (the group's demo screenshots) executes again when a file is added."""
+    frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    (tmp_path / "figures" / "demo").mkdir(parents=True)
+    path = tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "one.json"
+    deps = json.loads(path.read_text())
+    deps["files"]["figures/demo/"] = freeze.listing_digest(tmp_path / "figures" / "demo")
+    path.write_text(json.dumps(deps))
+    assert _sync(tmp_path) == ([], [])
+    (tmp_path / "figures" / "demo" / "point.png").write_bytes(b"png")
+    assert _sync(tmp_path)[0] == ["chapters/one"] and not frozen.exists()
