@@ -366,6 +366,40 @@ def stable_cell_ids(project: Path) -> list[Path]:
     return changed
 
 
+INPUTS_SNAPSHOT = Path(".quarto") / "analysis-render-inputs.json"
+
+
+def _render_inputs() -> list[str]:
+    """The files Quarto renders now (project-relative), from the pre/post-render environment."""
+    listed = os.environ.get("QUARTO_PROJECT_INPUT_FILES", "")
+    via_file = os.environ.get("QUARTO_USE_FILE_FOR_PROJECT_INPUT_FILES")
+    if via_file and Path(via_file).is_file():
+        listed = Path(via_file).read_text()
+    return [line for line in listed.splitlines() if line.strip()]
+
+
+def snapshot_inputs(project: Path) -> None:
+    """Pre-render: note the digest of each file being rendered (see ``inputs_changed``)."""
+    snapshot = {f: file_digest(project / f) for f in _render_inputs()}
+    path = project / INPUTS_SNAPSHOT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(snapshot, sort_keys=True))
+
+
+def inputs_changed(project: Path) -> list[str]:
+    """Post-render: the rendered files saved again while they rendered.
+
+    ``quarto preview`` re-renders a file when it is saved, but an edit saved *during* that re-render is
+    lost: when the render ends, Quarto records the file's content hash as rendered, so its next watch
+    event, for the edit, is skipped as already rendered (quarto-cli ``src/project/serve/watch.ts``).
+    A post-render script that fails keeps Quarto from recording the hash, and the edit renders next."""
+    try:
+        snapshot = json.loads((project / INPUTS_SNAPSHOT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return sorted(f for f, digest in snapshot.items() if file_digest(project / f) != digest)
+
+
 def render_output_dir(script: str) -> Path | None:
     """The site folder Quarto hands a post-render script (``QUARTO_PROJECT_OUTPUT_DIR``, made
     absolute); None, with a note on stderr, when the script was not started by ``quarto render``."""

@@ -8,7 +8,9 @@ and a plain `quarto render` behave alike:
    `full`, missing runs stop the render here, in seconds, with what to do (the Colab notebook):
    this script exits non-zero and Quarto renders nothing. Chapters executing inside Quarto then
    only read results (`analysis.experiments.in_render`).
-2. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
+2. The files being rendered are noted (their digests), so that the last post-render script
+   (scripts/inputs_check.py) can tell when one was saved again during the render.
+3. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
    changed are dropped, so Quarto executes those chapters again (analysis/freeze.py).
 
 The package runs with the Python that executes the chapters: `$QUARTO_PYTHON`, else the project's
@@ -23,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.freeze import sync  # noqa: E402  (standard library only)
+from analysis.freeze import snapshot_inputs, sync  # noqa: E402  (standard library only)
 from analysis.profiles import active_profile  # noqa: E402
 
 
@@ -36,6 +38,7 @@ def package_python() -> str:
 
 def main() -> int:
     profile = active_profile()
+    snapshot_inputs(ROOT)  # scripts/inputs_check.py compares after the render
     proc = subprocess.run([package_python(), "-m", "analysis", "prepare", "--profile", profile], cwd=ROOT)
     if proc.returncode != 0:
         print(f"pre-render: stopped before Quarto executed anything (profile {profile}); see above", file=sys.stderr)

@@ -158,3 +158,14 @@ def test_a_listed_folder_is_an_input(tmp_path, monkeypatch):
     assert _sync(tmp_path) == ([], [])
     (tmp_path / "figures" / "demo" / "point.png").write_bytes(b"png")
     assert _sync(tmp_path)[0] == ["chapters/one"] and not frozen.exists()
+
+
+def test_inputs_saved_during_a_render_are_reported(tmp_path, monkeypatch):
+    (tmp_path / "chapters").mkdir()
+    doc = tmp_path / "chapters" / "a.qmd"
+    doc.write_text("one\n")
+    monkeypatch.setenv("QUARTO_PROJECT_INPUT_FILES", "chapters/a.qmd")
+    freeze.snapshot_inputs(tmp_path)
+    assert freeze.inputs_changed(tmp_path) == []
+    doc.write_text("two\n")
+    assert freeze.inputs_changed(tmp_path) == ["chapters/a.qmd"]
