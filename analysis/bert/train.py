@@ -123,34 +123,11 @@ def dedupe_log_history(log_history: list[dict]) -> list[dict]:
     return out
 
 
-def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
-    """Fine-tune (or resume, or reuse) and return the ``final/`` folder with model + tokenizer.
+def _training_args(cfg: FineTuneConfig, root: Path):
+    """The Trainer's arguments: the config's schedule, evaluation and checkpoint cadence, precision."""
+    from transformers import TrainingArguments
 
-    Finished weights are reused; an interrupted run resumes from its last checkpoint.
-    """
-    import torch
-    import transformers
-    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
-
-    quiet_transformers()
-    root = model_dir(cfg)
-    final = root / "final"
-    if (final / STATE_FILE).exists():
-        return final
-    train, val, _ = load_splits(cfg)
-    tokenizer = load_tokenizer(cfg.model)
-    train_ds = tokenize_frame(train, tokenizer, cfg.max_length)
-    val_ds = tokenize_frame(val, tokenizer, cfg.max_length)
-
-    transformers.set_seed(cfg.seed)  # the classifier head's initialisation
-    source = hf_source(cfg.model)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source.path, **source.kwargs(), num_labels=len(agnews.LABELS),
-        id2label=dict(enumerate(agnews.LABELS)), label2id={l: i for i, l in enumerate(agnews.LABELS)},
-        dtype=torch.float32,  # master weights fp32; autocast does the bf16/fp16 part
-    )
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(root / "checkpoints"),
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
@@ -176,9 +153,67 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
         **_precision_flags(cfg),
         **_distributed_cpu_flags(),
     )
+
+
+def _classifier(cfg: FineTuneConfig):
+    """The pre-trained encoder with a freshly initialised 4-class head (seeded), fp32 master weights."""
+    import torch
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+
+    transformers.set_seed(cfg.seed)  # the classifier head's initialisation
+    source = hf_source(cfg.model)
+    return AutoModelForSequenceClassification.from_pretrained(
+        source.path, **source.kwargs(), num_labels=len(agnews.LABELS),
+        id2label=dict(enumerate(agnews.LABELS)), label2id={l: i for i, l in enumerate(agnews.LABELS)},
+        dtype=torch.float32,  # master weights fp32; autocast does the bf16/fp16 part
+    )
+
+
+def _save_final(trainer, tokenizer, final: Path, cfg: FineTuneConfig, *, result, initial, checkpoints,
+                n_train: int, n_validation: int) -> None:
+    """Write the fine-tuned weights, the tokenizer and ``STATE_FILE`` (curve, timing, device) to ``final``."""
+    final.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    history = list(trainer.state.log_history)
+    if initial is not None:
+        history.insert(0, {**initial, "step": 0, "epoch": 0.0})
+    state = {
+        "log_history": history,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        "global_step": trainer.state.global_step,
+        "resumed_from": checkpoints[-1].name if checkpoints else None,
+        "n_train": n_train, "n_validation": n_validation,
+        "device": str(pick_device()), **_precision_flags(cfg),
+        "config": dataclasses.asdict(cfg),
+    }
+    world = trainer.args.world_size
+    if world > 1:
+        state["n_processes"] = world  # the effective batch is n_processes x batch_size
+    (final / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+
+
+def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
+    """Fine-tune (or resume, or reuse) and return the ``final/`` folder with model + tokenizer.
+
+    Finished weights are reused; an interrupted run resumes from its last checkpoint.
+    """
+    from transformers import DataCollatorWithPadding, Trainer
+
+    quiet_transformers()
+    root = model_dir(cfg)
+    final = root / "final"
+    if (final / STATE_FILE).exists():
+        return final
+    train, val, _ = load_splits(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    train_ds = tokenize_frame(train, tokenizer, cfg.max_length)
+    val_ds = tokenize_frame(val, tokenizer, cfg.max_length)
     trainer = Trainer(
-        model=model,
-        args=args,
+        model=_classifier(cfg),
+        args=_training_args(cfg, root),
         train_dataset=train_ds,
         eval_dataset=val_ds,
         data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
@@ -195,28 +230,10 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
         # transformers >= 5 evaluates at the final step itself (eval_strategy="steps"); older
         # versions do not when it is not a multiple of eval_steps: then this is the curve's last point
         trainer.evaluate()
-    world = trainer.args.world_size  # > 1 under torchrun / accelerate launch (DDP, one process per GPU)
     if trainer.is_world_process_zero():  # one copy of the weights and the state, by the main process
-        final.mkdir(parents=True, exist_ok=True)
-        trainer.model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
-        history = list(trainer.state.log_history)
-        if initial is not None:
-            history.insert(0, {**initial, "step": 0, "epoch": 0.0})
-        state = {
-            "log_history": history,
-            "train_runtime_s": result.metrics.get("train_runtime"),
-            "train_samples_per_second": result.metrics.get("train_samples_per_second"),
-            "global_step": trainer.state.global_step,
-            "resumed_from": checkpoints[-1].name if checkpoints else None,
-            "n_train": len(train), "n_validation": len(val),
-            "device": str(pick_device()), **_precision_flags(cfg),
-            "config": dataclasses.asdict(cfg),
-        }
-        if world > 1:
-            state["n_processes"] = world  # the effective batch is n_processes x batch_size
-        (final / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
-    if world > 1:
+        _save_final(trainer, tokenizer, final, cfg, result=result, initial=initial, checkpoints=checkpoints,
+                    n_train=len(train), n_validation=len(val))
+    if trainer.args.world_size > 1:  # DDP under torchrun / accelerate launch, one process per GPU
         trainer.accelerator.wait_for_everyone()  # the other processes read final/ after this
     return final
 

@@ -34,7 +34,141 @@ def _direct_prefix(family: str) -> str:
     return "" if family == "seq2seq" else prompts.DIRECT_ASSISTANT_PREFIX
 
 
+def _run_model(config: CotConfig, lm, direct_in: list[str], cot_in: list[str], settings: dict, timings: dict):
+    """Direct letter scores and CoT generations (with the early-answer probe) for every question, in
+    waves of the sample's order; returns ``(direct, gens)``, one dict per question each."""
+    direct_prefix = ""  # seq2seq decoder prefix: none, the first decoded token is scored
+    # Work in waves of the sample's order (direct, then CoT, for each wave): whatever is cached
+    # at any moment is a prefix of the sample, and draw() is prefix-stable (the first k of the
+    # 200 are the sample of k), so an interrupted run still yields complete pairs.
+    timings["direct_s"] = timings["cot_s"] = 0.0
+    n_waves = -(-len(cot_in) // config.wave_size)
+    for w in range(n_waves):
+        part = slice(w * config.wave_size, (w + 1) * config.wave_size)
+        t = time.perf_counter()
+        score_letters(lm, direct_in[part], settings=settings, batch_size=config.batch_size,
+                      decoder_prefix=direct_prefix, desc=f"direct, wave {w + 1}/{n_waves}")
+        timings["direct_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        generate(lm, cot_in[part], max_new_tokens=config.max_new_tokens, settings=settings,
+                 batch_size=config.batch_size, probe=True, probe_steps=config.probe_steps,
+                 desc=f"CoT, wave {w + 1}/{n_waves}")
+        timings["cot_s"] += time.perf_counter() - t
+    # every item is cached now: these calls only read the cache
+    direct = score_letters(lm, direct_in, settings=settings, batch_size=config.batch_size, decoder_prefix=direct_prefix)
+    gens = generate(lm, cot_in, max_new_tokens=config.max_new_tokens, settings=settings,
+                    batch_size=config.batch_size, probe=True, probe_steps=config.probe_steps)
+    return direct, gens
+
+
+def _record(q, d: dict, g: dict, p: dict | None, probe_steps: int) -> dict:
+    """One question's row: metadata, both answers, the extracted chain, the flip, the probe's letters."""
+    ex = extract(g["text"], q.choices)
+    supports = reasoning_supports(ex.steps[:3], q.choices)
+    gold = q.answer_letter
+    rec = {
+        "id": q.id, "subject": q.subject, "topic": q.topic, "skill": q.skill, "sqa_category": q.category,
+        "grade": q.grade, "stem": q.stem, "group": q.group,
+        "question": q.question, "hint": q.hint, "choices": list(q.choices), "gold": gold,
+        "direct_letter": d["letter"], "direct_scores": [round(s, 4) for s in d["scores"]],
+        "direct_correct": d["letter"] == gold,
+        "cot_text": g["text"], "cot_letter": ex.letter, "cot_rule": ex.rule, "cot_strict_letter": ex.strict_letter,
+        "cot_correct": ex.letter == gold, "format_ok": ex.format_ok, "n_steps": len(ex.steps),
+        "step1": ex.steps[0] if len(ex.steps) > 0 else None,
+        "step2": ex.steps[1] if len(ex.steps) > 1 else None,
+        "step3": ex.steps[2] if len(ex.steps) > 2 else None,
+        "n_answer_letters": ex.n_answer_letters, "n_new_tokens": g["n_new_tokens"], "hit_max": g["hit_max"],
+        "reasoning_supports": supports,
+        "reasoning_answer_mismatch": bool(supports and ex.letter != INVALID and supports != ex.letter),
+    }
+    rec["flip"] = flip_category(rec["direct_correct"], rec["cot_correct"])
+    rec["in_probe"] = p is not None
+    for k in range(probe_steps + 1):
+        letter = None
+        if p is not None and k in p["scores"]:
+            letter = LETTERS[int(np.argmax(p["scores"][k]))]
+        rec[f"probe_k{k}"] = letter
+        rec[f"probe_agree_k{k}"] = None if letter is None or ex.letter == INVALID else letter == ex.letter
+    return rec
+
+
+def _mark_qualitative_sample(records: list[dict], n_per_category: int, seed: int) -> None:
+    """Seeded qualitative sample: ``qual_rank`` 0.. for up to ``n_per_category`` rows per flip category."""
+    rng = np.random.default_rng(seed + 2)
+    for rec in records:
+        rec["qual_rank"] = None
+    for cat in FLIPS:
+        members = [r for r in records if r["flip"] == cat]
+        for rank, j in enumerate(rng.permutation(len(members))[:n_per_category]):
+            members[j]["qual_rank"] = rank
+
+
+def _probe_rows(records: list[dict], probe_steps: int) -> list[dict]:
+    """Per number of steps kept: agreement of the early answer with the final one, and its accuracy,
+    over every probed item and over the items that have every cut (the same items at every k)."""
+    rows = []
+    for k in range(probe_steps + 1):
+        vals = [r[f"probe_agree_k{k}"] for r in records if r[f"probe_agree_k{k}"] is not None]
+        rows.append({"steps_kept": k, "n": len(vals), "agree": float(np.mean(vals)) if vals else float("nan"),
+                     "acc_probe": float(np.mean([r[f"probe_k{k}"] == r["gold"] for r in records
+                                                 if r[f"probe_agree_k{k}"] is not None])) if vals else float("nan")})
+    full_items = [r for r in records if all(r[f"probe_agree_k{k}"] is not None for k in range(probe_steps + 1))]
+    for row in rows:
+        k = row["steps_kept"]
+        row["n_all_cuts"] = len(full_items)
+        row["agree_all_cuts"] = float(np.mean([r[f"probe_agree_k{k}"] for r in full_items])) if full_items else float("nan")
+    return rows
+
+
+def _letter_counts(records: list[dict]) -> list[dict]:
+    """How often each letter (and INVALID) is gold, the direct answer and the CoT answer."""
+    return [{"letter": letter, "gold": sum(r["gold"] == letter for r in records),
+             "direct": sum(r["direct_letter"] == letter for r in records),
+             "cot": sum(r["cot_letter"] == letter for r in records)} for letter in (*LETTERS, INVALID)]
+
+
+def _metrics(config: CotConfig, records: list[dict], sample, family: str, settings: dict, probe_rows: list[dict],
+             n_probed: int, direct: list[dict], gens: list[dict], probed: list[dict], timings: dict) -> dict:
+    """The run's metrics: accuracies, flips and McNemar, format compliance, probe, timings, decoding."""
+    dc = [r["direct_correct"] for r in records]
+    cc = [r["cot_correct"] for r in records]
+    flips = flip_table(dc, cc)
+    valid = [r for r in records if r["cot_letter"] != INVALID]
+    return {
+        "n": len(records), "model": config.model, "family": family, "pool_size": sample.pool_size,
+        "n_rows_split": sample.n_rows, "excluded": sample.excluded, "data_source": sample.source,
+        "n_with_metadata": sum(r["subject"] is not None for r in records),
+        "acc_direct": float(np.mean(dc)), "acc_cot": float(np.mean(cc)),
+        "acc_cot_valid_only": float(np.mean([r["cot_correct"] for r in valid])) if valid else float("nan"),
+        **{f"n_{k}": v for k, v in flips.items()},
+        "mcnemar_p": mcnemar_exact(flips["flip_to_correct"], flips["flip_to_incorrect"]),
+        "bootstrap": paired_bootstrap(dc, cc, config.n_boot, config.seed),
+        "n_format_ok": sum(r["format_ok"] for r in records),
+        "format_ok_rate": float(np.mean([r["format_ok"] for r in records])),
+        "n_strict": sum(r["cot_rule"] == "strict" for r in records),
+        "n_flexible": sum(r["cot_rule"] == "flexible" for r in records),
+        "n_invalid": sum(r["cot_rule"] == "invalid" for r in records),
+        "n_three_steps": sum(r["n_steps"] == 3 for r in records),
+        "n_steps_hist": {str(k): sum(r["n_steps"] == k for r in records) for k in range(0, 8)},
+        "n_hit_max": sum(r["hit_max"] for r in records),
+        "n_conflicting_answers": sum(r["n_answer_letters"] > 1 for r in records),
+        "n_reasoning_mismatch": sum(r["reasoning_answer_mismatch"] for r in records),
+        "n_reasoning_supports_known": sum(r["reasoning_supports"] is not None for r in records),
+        "mean_new_tokens": float(np.mean([r["n_new_tokens"] for r in records])),
+        "probe_n": n_probed, "probe": probe_rows,
+        "gen_seconds_recorded": float(sum(g["seconds"] for g in gens)),
+        "direct_seconds_recorded": float(sum(d["seconds"] for d in direct)),
+        "timings": timings,
+        "cached": {"direct": sum(d["cached"] for d in direct), "cot": sum(g["cached"] for g in gens),
+                   "probe": sum(p["cached"] for p in probed)},
+        "anchors": ANCHORS,
+        "decoding": {"strategy": "greedy", "max_new_tokens": config.max_new_tokens, "stop": "at the first 'Answer: X' line",
+                     "batch_size": config.batch_size, "padding": "left", **settings},
+    }
+
+
 def compute(config: CotConfig) -> Output:
+    """Sample the questions, run the model (direct scores, CoT, probe), extract, score; one Output."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     from . import generate as _gen
@@ -55,28 +189,8 @@ def compute(config: CotConfig) -> Output:
     direct_user = [prompts.direct_prompt(q) for q in questions]
     cot_user = [prompts.cot_prompt(q) for q in questions]
     direct_in = [prompts.render(tok, u, family, _direct_prefix(family)) for u in direct_user]
-    direct_prefix = ""  # seq2seq decoder prefix: none, the first decoded token is scored
     cot_in = [prompts.render(tok, u, family) for u in cot_user]
-
-    # Work in waves of the sample's order (direct, then CoT, for each wave): whatever is cached
-    # at any moment is a prefix of the sample, and draw() is prefix-stable (the first k of the
-    # 200 are the sample of k), so an interrupted run still yields complete pairs.
-    timings["direct_s"] = timings["cot_s"] = 0.0
-    n_waves = -(-len(questions) // config.wave_size)
-    for w in range(n_waves):
-        part = slice(w * config.wave_size, (w + 1) * config.wave_size)
-        t = time.perf_counter()
-        score_letters(lm, direct_in[part], settings=settings, batch_size=config.batch_size,
-                      decoder_prefix=direct_prefix, desc=f"direct, wave {w + 1}/{n_waves}")
-        timings["direct_s"] += time.perf_counter() - t
-        t = time.perf_counter()
-        generate(lm, cot_in[part], max_new_tokens=config.max_new_tokens, settings=settings,
-                 batch_size=config.batch_size, probe=True, probe_steps=config.probe_steps,
-                 desc=f"CoT, wave {w + 1}/{n_waves}")
-        timings["cot_s"] += time.perf_counter() - t
-    direct = score_letters(lm, direct_in, settings=settings, batch_size=config.batch_size, decoder_prefix=direct_prefix)
-    gens = generate(lm, cot_in, max_new_tokens=config.max_new_tokens, settings=settings,
-                    batch_size=config.batch_size, probe=True, probe_steps=config.probe_steps)
+    direct, gens = _run_model(config, lm, direct_in, cot_in, settings, timings)
 
     probe_ids = seeded_subset([q.id for q in questions], config.probe_n, config.seed)
     pidx = [i for i, q in enumerate(questions) if q.id in probe_ids]
@@ -87,102 +201,11 @@ def compute(config: CotConfig) -> Output:
     probe_by_index = dict(zip(pidx, probed))
     timings["model_load_s"] = lm.load_seconds
 
-    records = []
-    for i, (q, d, g) in enumerate(zip(questions, direct, gens)):
-        ex = extract(g["text"], q.choices)
-        supports = reasoning_supports(ex.steps[:3], q.choices)
-        gold = q.answer_letter
-        rec = {
-            "id": q.id, "subject": q.subject, "topic": q.topic, "skill": q.skill, "sqa_category": q.category,
-            "grade": q.grade, "stem": q.stem, "group": q.group,
-            "question": q.question, "hint": q.hint, "choices": list(q.choices), "gold": gold,
-            "direct_letter": d["letter"], "direct_scores": [round(s, 4) for s in d["scores"]],
-            "direct_correct": d["letter"] == gold,
-            "cot_text": g["text"], "cot_letter": ex.letter, "cot_rule": ex.rule, "cot_strict_letter": ex.strict_letter,
-            "cot_correct": ex.letter == gold, "format_ok": ex.format_ok, "n_steps": len(ex.steps),
-            "step1": ex.steps[0] if len(ex.steps) > 0 else None,
-            "step2": ex.steps[1] if len(ex.steps) > 1 else None,
-            "step3": ex.steps[2] if len(ex.steps) > 2 else None,
-            "n_answer_letters": ex.n_answer_letters, "n_new_tokens": g["n_new_tokens"], "hit_max": g["hit_max"],
-            "reasoning_supports": supports,
-            "reasoning_answer_mismatch": bool(supports and ex.letter != INVALID and supports != ex.letter),
-        }
-        rec["flip"] = flip_category(rec["direct_correct"], rec["cot_correct"])
-        p = probe_by_index.get(i)
-        rec["in_probe"] = p is not None
-        for k in range(config.probe_steps + 1):
-            letter = None
-            if p is not None and k in p["scores"]:
-                letter = LETTERS[int(np.argmax(p["scores"][k]))]
-            rec[f"probe_k{k}"] = letter
-            rec[f"probe_agree_k{k}"] = None if letter is None or ex.letter == INVALID else letter == ex.letter
-        records.append(rec)
-
-    # seeded qualitative sample: up to n_qualitative per flip category
-    rng = np.random.default_rng(config.seed + 2)
-    for rec in records:
-        rec["qual_rank"] = None
-    for cat in FLIPS:
-        members = [r for r in records if r["flip"] == cat]
-        for rank, j in enumerate(rng.permutation(len(members))[:config.n_qualitative]):
-            members[j]["qual_rank"] = rank
-
-    dc = [r["direct_correct"] for r in records]
-    cc = [r["cot_correct"] for r in records]
-    flips = flip_table(dc, cc)
-    n = len(records)
-    valid = [r for r in records if r["cot_letter"] != INVALID]
-    probe_rows = []
-    for k in range(config.probe_steps + 1):
-        vals = [r[f"probe_agree_k{k}"] for r in records if r[f"probe_agree_k{k}"] is not None]
-        probe_rows.append({"steps_kept": k, "n": len(vals), "agree": float(np.mean(vals)) if vals else float("nan"),
-                           "acc_probe": float(np.mean([r[f"probe_k{k}"] == r["gold"] for r in records
-                                                       if r[f"probe_agree_k{k}"] is not None])) if vals else float("nan")})
-    # the agreement curve on items with all cuts (same items at every k)
-    full_items = [r for r in records if all(r[f"probe_agree_k{k}"] is not None for k in range(config.probe_steps + 1))]
-    for row in probe_rows:
-        k = row["steps_kept"]
-        row["n_all_cuts"] = len(full_items)
-        row["agree_all_cuts"] = float(np.mean([r[f"probe_agree_k{k}"] for r in full_items])) if full_items else float("nan")
-
-    letter_counts = []
-    for letter in (*LETTERS, INVALID):
-        letter_counts.append({"letter": letter, "gold": sum(r["gold"] == letter for r in records),
-                              "direct": sum(r["direct_letter"] == letter for r in records),
-                              "cot": sum(r["cot_letter"] == letter for r in records)})
-
-    gen_seconds = float(sum(g["seconds"] for g in gens))
-    direct_seconds = float(sum(d["seconds"] for d in direct))
-    metrics = {
-        "n": n, "model": config.model, "family": family, "pool_size": sample.pool_size, "n_rows_split": sample.n_rows,
-        "excluded": sample.excluded, "data_source": sample.source,
-        "n_with_metadata": sum(r["subject"] is not None for r in records),
-        "acc_direct": float(np.mean(dc)), "acc_cot": float(np.mean(cc)),
-        "acc_cot_valid_only": float(np.mean([r["cot_correct"] for r in valid])) if valid else float("nan"),
-        **{f"n_{k}": v for k, v in flips.items()},
-        "mcnemar_p": mcnemar_exact(flips["flip_to_correct"], flips["flip_to_incorrect"]),
-        "bootstrap": paired_bootstrap(dc, cc, config.n_boot, config.seed),
-        "n_format_ok": sum(r["format_ok"] for r in records),
-        "format_ok_rate": float(np.mean([r["format_ok"] for r in records])),
-        "n_strict": sum(r["cot_rule"] == "strict" for r in records),
-        "n_flexible": sum(r["cot_rule"] == "flexible" for r in records),
-        "n_invalid": sum(r["cot_rule"] == "invalid" for r in records),
-        "n_three_steps": sum(r["n_steps"] == 3 for r in records),
-        "n_steps_hist": {str(k): sum(r["n_steps"] == k for r in records) for k in range(0, 8)},
-        "n_hit_max": sum(r["hit_max"] for r in records),
-        "n_conflicting_answers": sum(r["n_answer_letters"] > 1 for r in records),
-        "n_reasoning_mismatch": sum(r["reasoning_answer_mismatch"] for r in records),
-        "n_reasoning_supports_known": sum(r["reasoning_supports"] is not None for r in records),
-        "mean_new_tokens": float(np.mean([r["n_new_tokens"] for r in records])),
-        "probe_n": len(pidx), "probe": probe_rows,
-        "gen_seconds_recorded": gen_seconds, "direct_seconds_recorded": direct_seconds,
-        "timings": timings,
-        "cached": {"direct": sum(d["cached"] for d in direct), "cot": sum(g["cached"] for g in gens),
-                   "probe": sum(p["cached"] for p in probed)},
-        "anchors": ANCHORS,
-        "decoding": {"strategy": "greedy", "max_new_tokens": config.max_new_tokens, "stop": "at the first 'Answer: X' line",
-                     "batch_size": config.batch_size, "padding": "left", **settings},
-    }
+    records = [_record(q, d, g, probe_by_index.get(i), config.probe_steps)
+               for i, (q, d, g) in enumerate(zip(questions, direct, gens))]
+    _mark_qualitative_sample(records, config.n_qualitative, config.seed)
+    probe_rows = _probe_rows(records, config.probe_steps)
+    metrics = _metrics(config, records, sample, family, settings, probe_rows, len(pidx), direct, gens, probed, timings)
     example = questions[0]
     prompt_rows = [
         {"variant": "direct (recorded)", "system": direct_user[0].system, "text": direct_user[0].user},
@@ -190,14 +213,14 @@ def compute(config: CotConfig) -> Output:
         {"variant": "CoT (recorded)", "system": cot_user[0].system, "text": cot_user[0].user},
         {"variant": "CoT (model input)", "system": None, "text": cot_in[0]},
     ]
-    by_subject = accuracy_by(records, "subject")
-    by_group = accuracy_by(records, "group")
     selection = [{"reason": k, "count": v} for k, v in sorted(sample.excluded.items())]
     selection.append({"reason": "eligible (text-only, four options)", "count": sample.pool_size})
     return Output(
         metrics=metrics,
-        tables={"records": records, "by_subject": by_subject, "by_group": by_group, "probe": probe_rows,
-                "letters": letter_counts, "prompts": [{"id": example.id, **r} for r in prompt_rows],
+        tables={"records": records, "by_subject": accuracy_by(records, "subject"),
+                "by_group": accuracy_by(records, "group"), "probe": probe_rows,
+                "letters": _letter_counts(records), "prompts": [{"id": example.id, **r} for r in prompt_rows],
                 "selection": selection},
-        arrays={"flip_counts": np.array([flips[k] for k in FLIPS])},
+        arrays={"flip_counts": np.array([flip_table([r["direct_correct"] for r in records],
+                                                    [r["cot_correct"] for r in records])[k] for k in FLIPS])},
     )

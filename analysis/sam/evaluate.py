@@ -80,7 +80,82 @@ def _meta(split: LungSplit, i: int) -> dict:
     return {"image": split.ids[i], "name": split.names[i], "source": split.source[i], "tb": split.tb[i]}
 
 
+def _prompt_jobs(config, ctx, gt: np.ndarray, i: int, robust: bool) -> list[tuple[str, object, list]]:
+    """``(strategy or curve name, curve level or None, prompts)`` for one image: every strategy, and on
+    the robustness images the jittered boxes and k points per lung."""
+    jobs: list[tuple[str, object, list]] = [(s, None, P.STRATEGIES[s].build(ctx)) for s in config.strategies]
+    if robust:
+        for frac in config.jitter_levels:
+            rng = np.random.default_rng([config.seed, i, int(round(frac * 1000))])
+            jobs.append(("jitter", frac, P.jitter_prompts(gt, frac, rng)))
+        for k in config.points_levels:
+            jobs.append(("points", k, P.k_points_per_lung(gt, k, negative=True)))
+    return jobs
+
+
+def _score_image(split, i: int, gt: np.ndarray, jobs, masks_nk_hw: np.ndarray, ious_nk: np.ndarray,
+                 records: list, curves: list, preds: dict) -> None:
+    """Turn one image's decoder outputs (one row per prompt of ``jobs``, in order) into strategy records,
+    curve points and packed single-mask predictions (appended to the lists and ``preds``)."""
+    start = 0
+    for name, level, ps in jobs:
+        m, q = masks_nk_hw[start:start + len(ps)], ious_nk[start:start + len(ps)]
+        start += len(ps)
+        if name in ("jitter", "points"):
+            f1 = f1_score_mask(_union(m[:, 0], gt.shape), gt)
+            curves.append({"id": f"{split.ids[i]}|{name}|{level}", "curve": name, "level": level,
+                           "image": split.ids[i], "f1": f1})
+            continue
+        out = combine_outputs(m, q, gt)
+        preds[(i, name)] = np.packbits(out["single"])
+        strat = P.STRATEGIES[name]
+        records.append({
+            "id": f"{split.ids[i]}|{name}", **_meta(split, i), "strategy": name, "label": strat.label,
+            "oracle": strat.oracle, "kind": strat.kind, "n_prompts": len(ps),
+            "f1": f1_score_mask(out["single"], gt), "f1_mm_top": f1_score_mask(out["mm_top"], gt),
+            "f1_mm_oracle": f1_score_mask(out["mm_oracle"], gt),
+            "pred_frac": float(out["single"].mean()), "gt_frac": float(gt.mean()),
+        })
+
+
+def _example_roles(config, split, by: dict[str, list]) -> list[tuple[str, int]]:
+    """The images the figures show: the 2.1 example, the 2.2 typical (median) and worst image under the
+    main strategy, and each gallery strategy's worst images, as ``(role, image index)``."""
+    idx_of = {iid: k for k, iid in enumerate(split.ids)}
+    main = sorted(by.get(config.main_strategy, []), key=lambda r: r["f1"])
+    roles: list[tuple[str, int]] = []
+    if main:
+        roles.append(("example", evenly_spaced(len(split), 1)[0] if config.example_index is None
+                      else min(config.example_index, len(split) - 1)))
+        roles.append(("typical", idx_of[main[len(main) // 2]["image"]]))
+        roles.append(("worst", idx_of[main[0]["image"]]))
+    for s in config.gallery_strategies:
+        for r in sorted(by.get(s, []), key=lambda r: r["f1"])[: config.gallery_per_strategy]:
+            roles.append((f"gallery:{s}", idx_of[r["image"]]))
+    return roles
+
+
+def _strategy_summary(config, by: dict[str, list], metrics: dict) -> list[dict]:
+    """Per strategy: mean, SD and bootstrap CI of F1, and the multimask means; adds the per-strategy and
+    main-strategy numbers to ``metrics``."""
+    summary = []
+    for s in config.strategies:
+        rows = by.get(s, [])
+        summ = summarize([r["f1"] for r in rows], seed=config.seed)
+        summary.append({"strategy": s, "label": P.STRATEGIES[s].label, "oracle": P.STRATEGIES[s].oracle,
+                        **summ, "mm_top_mean": float(np.mean([r["f1_mm_top"] for r in rows])) if rows else None,
+                        "mm_oracle_mean": float(np.mean([r["f1_mm_oracle"] for r in rows])) if rows else None})
+        metrics[f"f1_mean/{s}"], metrics[f"f1_std/{s}"] = summ["mean"], summ["std"]
+    main_summary = next((r for r in summary if r["strategy"] == config.main_strategy), None)
+    if main_summary:
+        metrics.update(f1_mean=main_summary["mean"], f1_std=main_summary["std"],
+                       f1_ci_low=main_summary["ci_low"], f1_ci_high=main_summary["ci_high"])
+    return summary
+
+
 def compute_prompts(config) -> Output:
+    """Every prompt strategy on the evaluated split (one embedding per image, all prompts batched),
+    robustness curves on a subset, and the arrays the figures show."""
     started = time.perf_counter()
     data = load_lung(data_path(config), splits=(config.atlas_split, config.split))
     atlas_prob, atlas_mask = P.build_atlas(data[config.atlas_split].masks)
@@ -94,51 +169,16 @@ def compute_prompts(config) -> Output:
     for i in progress(range(len(split)), desc=f"sam_prompts {config.model}"):
         gt = split.masks[i]
         predictor.set_image(to_rgb(split.images_u8[i], name=split.ids[i]))
-        ctx = P.Context(gt=gt, atlas=atlas_mask, shape=gt.shape)
-        jobs: list[tuple[str, object, list]] = [(s, None, P.STRATEGIES[s].build(ctx)) for s in strategies]
-        if i in robust_idx:
-            for frac in config.jitter_levels:
-                rng = np.random.default_rng([config.seed, i, int(round(frac * 1000))])
-                jobs.append(("jitter", frac, P.jitter_prompts(gt, frac, rng)))
-            for k in config.points_levels:
-                jobs.append(("points", k, P.k_points_per_lung(gt, k, negative=True)))
+        jobs = _prompt_jobs(config, P.Context(gt=gt, atlas=atlas_mask, shape=gt.shape), gt, i, i in robust_idx)
         flat = [p for _, _, ps in jobs for p in ps]
         masks, ious = predictor.predict_batch(flat) if flat else (np.zeros((0, 4) + gt.shape, bool), np.zeros((0, 4)))
         decoder_prompts += len(flat)
-        start = 0
-        for name, level, ps in jobs:
-            m, q = masks[start:start + len(ps)], ious[start:start + len(ps)]
-            start += len(ps)
-            if name in ("jitter", "points"):
-                f1 = f1_score_mask(_union(m[:, 0], gt.shape), gt)
-                curves.append({"id": f"{split.ids[i]}|{name}|{level}", "curve": name, "level": level,
-                               "image": split.ids[i], "f1": f1})
-                continue
-            out = combine_outputs(m, q, gt)
-            preds[(i, name)] = np.packbits(out["single"])
-            strat = P.STRATEGIES[name]
-            records.append({
-                "id": f"{split.ids[i]}|{name}", **_meta(split, i), "strategy": name, "label": strat.label,
-                "oracle": strat.oracle, "kind": strat.kind, "n_prompts": len(ps),
-                "f1": f1_score_mask(out["single"], gt), "f1_mm_top": f1_score_mask(out["mm_top"], gt),
-                "f1_mm_oracle": f1_score_mask(out["mm_oracle"], gt),
-                "pred_frac": float(out["single"].mean()), "gt_frac": float(gt.mean()),
-            })
+        _score_image(split, i, gt, jobs, masks, ious, records, curves, preds)
     # --- examples for the figures: 2.1 example, 2.2 typical + worst, failure gallery ---
-    by = {}
+    by: dict[str, list] = {}
     for r in records:
         by.setdefault(r["strategy"], []).append(r)
-    idx_of = {iid: k for k, iid in enumerate(split.ids)}
-    main = sorted(by.get(config.main_strategy, []), key=lambda r: r["f1"])
-    roles: list[tuple[str, int]] = []
-    if main:
-        roles.append(("example", evenly_spaced(len(split), 1)[0] if config.example_index is None
-                      else min(config.example_index, len(split) - 1)))
-        roles.append(("typical", idx_of[main[len(main) // 2]["image"]]))
-        roles.append(("worst", idx_of[main[0]["image"]]))
-    for s in config.gallery_strategies:
-        for r in sorted(by.get(s, []), key=lambda r: r["f1"])[: config.gallery_per_strategy]:
-            roles.append((f"gallery:{s}", idx_of[r["image"]]))
+    roles = _example_roles(config, split, by)
     shown = sorted({i for _, i in roles})
     pos = {i: k for k, i in enumerate(shown)}
     hw = split.masks.shape[1:]
@@ -151,22 +191,11 @@ def compute_prompts(config) -> Output:
                 prompt_rows.append({"id": f"{split.ids[i]}|{s}|{len(prompt_rows)}", "slot": pos[i],
                                     "strategy": s, **row})
     examples = [{"id": f"{role}|{split.ids[i]}", "role": role, "slot": pos[i], **_meta(split, i)} for role, i in roles]
-    summary = []
     metrics: dict = {"model": config.model, "split": config.split, "n_images": len(split),
                      "n_robustness_images": len(robust_idx), "ddof": DDOF, "main_strategy": config.main_strategy,
                      "encoder_calls": predictor.encoder_calls, "embedding_cache_hits": predictor.cache_hits,
                      "decoder_prompts": decoder_prompts, "atlas_train_images": len(data[config.atlas_split])}
-    for s in strategies:
-        rows = by.get(s, [])
-        summ = summarize([r["f1"] for r in rows], seed=config.seed)
-        summary.append({"strategy": s, "label": P.STRATEGIES[s].label, "oracle": P.STRATEGIES[s].oracle,
-                        **summ, "mm_top_mean": float(np.mean([r["f1_mm_top"] for r in rows])) if rows else None,
-                        "mm_oracle_mean": float(np.mean([r["f1_mm_oracle"] for r in rows])) if rows else None})
-        metrics[f"f1_mean/{s}"], metrics[f"f1_std/{s}"] = summ["mean"], summ["std"]
-    main_summary = next((r for r in summary if r["strategy"] == config.main_strategy), None)
-    if main_summary:
-        metrics.update(f1_mean=main_summary["mean"], f1_std=main_summary["std"],
-                       f1_ci_low=main_summary["ci_low"], f1_ci_high=main_summary["ci_high"])
+    summary = _strategy_summary(config, by, metrics)
     metrics["compute_seconds"] = time.perf_counter() - started
     return Output(
         metrics=metrics,

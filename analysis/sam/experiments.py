@@ -14,11 +14,11 @@ import dataclasses
 
 from ..experiments import Experiment, register
 from . import evaluate, explorer
+from . import prompts as P
 
 CODE_VERSION = "1"
 DATA_RELPATH = "lung/lung_field_dataset.npz"
-ALL_STRATEGIES = ("point_larger", "point_per_lung", "points3_neg", "box_per_lung", "box_both",
-                  "box_point_per_lung", "atlas_point_per_lung", "atlas_box_per_lung", "atlas_box_both")
+ALL_STRATEGIES = tuple(P.STRATEGIES)  # the registry's strategies, in its (table) order
 GALLERY = ("point_per_lung", "box_per_lung", "atlas_box_per_lung")
 
 
