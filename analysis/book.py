@@ -246,12 +246,36 @@ def _html_text(html_source: str) -> str:
     return html_lib.unescape(body)
 
 
+def pdf_overflow(pdf: Path, edge_pt: float = 5.0) -> list[str]:
+    """Words that run off a PDF page or into its last ``edge_pt`` points (text wider than the
+    column: a long unbroken line in a code block, a wide table), from poppler's ``pdftotext -bbox``;
+    [] when pdftotext is not installed (Debian: poppler-utils)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("pdftotext") is None:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bbox.html"
+        subprocess.run(["pdftotext", "-bbox", str(pdf), str(out)], check=True, capture_output=True, timeout=300)
+        text = out.read_text(errors="replace")
+    problems = []
+    word_re = re.compile(r'<word xMin="([-\d.]+)" yMin="[-\d.]+" xMax="([-\d.]+)" yMax="[-\d.]+">(.*?)</word>')
+    for number, (width, body) in enumerate(re.findall(r'<page width="([\d.]+)" height="[\d.]+">(.*?)</page>', text, re.S), 1):
+        w = float(width)
+        off = [word for x0, x1, word in word_re.findall(body) if float(x1) > w - edge_pt or float(x0) < 0]
+        if off:
+            problems.append(f"{Path(pdf).name} page {number}: text runs off the page ({len(off)} words, e.g. {off[0][:40]!r})")
+    return problems
+
+
 def rendered_problems(out_dir: Path, docs: list[Path], pages: tuple[int, int] = (25, 90),
                       root: Path = PROJECT_ROOT) -> list[str]:
     """Problems of a rendered book in ``out_dir`` (``_book/``), each naming the file or PDF page:
     every document's HTML page exists; no HTML page or PDF page breaks ``text_problems`` or has a
     doubled heading number; every image an HTML page references exists; one PDF with a page count
-    in ``pages``. Code listings are left out of the HTML check; the PDF's text cannot tell code
+    in ``pages``, no text running off its pages (``pdf_overflow``). Code listings are left out of the HTML check; the PDF's text cannot tell code
     from prose, so there the raw-None rule (Python code says None) is not applied."""
     from pypdf import PdfReader
 
@@ -288,6 +312,7 @@ def rendered_problems(out_dir: Path, docs: list[Path], pages: tuple[int, int] = 
             problems.append(f"{pdf.name}: {n} pages, expected {pages[0]}-{pages[1]}")
         for number, pdf_page in enumerate(reader.pages, start=1):
             problems += text_problems(pdf_page.extract_text() or "", f"{pdf.name} page {number}", skip=("raw None",))
+        problems += pdf_overflow(pdf)
     return problems
 
 

@@ -28,3 +28,26 @@ def test_render_checks_catch_defects(tmp_path):
                      "unresolved reference", "raw None", "image missing.png does not exist", "expected one PDF"):
         assert expected in text, (expected, text)
     assert "x[..., None]" not in text  # code listings are not prose
+
+
+def test_overflow_check_catches_text_off_the_page(tmp_path):
+    """``pdf_overflow`` names a page whose text runs past the right edge (pdftotext needed)."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pytest
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    fig = plt.figure(figsize=(4, 3))
+    fig.text(0.1, 0.5, "inside")
+    pdf = tmp_path / "a.pdf"
+    fig.savefig(pdf)
+    assert book.pdf_overflow(pdf) == []
+    fig.text(0.9, 0.3, "a-long-unbroken-line-that-runs-off-the-page")
+    fig.savefig(pdf)
+    problems = book.pdf_overflow(pdf)
+    assert len(problems) == 1 and "page 1: text runs off the page" in problems[0]
