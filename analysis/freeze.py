@@ -239,8 +239,11 @@ def _current_recorder() -> _Recorder | None:
     from .paths import results_dir
     from .profiles import active_profile
 
+    profile = active_profile()
+    if profile != FROZEN_PROFILE:
+        return None  # only the frozen profile's chapters are frozen: the other profiles keep no record
     try:
-        recorder = _Recorder(Path(project), document, results_dir(), active_profile())
+        recorder = _Recorder(Path(project), document, results_dir(), profile)
     except (ValueError, OSError):
         return None  # not a document of this project: nothing to keep in sync
     sys._analysis_freeze_recorder = recorder

@@ -169,3 +169,18 @@ def test_inputs_saved_during_a_render_are_reported(tmp_path, monkeypatch):
     assert freeze.inputs_changed(tmp_path) == []
     doc.write_text("two\n")
     assert freeze.inputs_changed(tmp_path) == ["chapters/a.qmd"]
+
+
+def test_other_profiles_keep_no_record(tmp_path):
+    """A chapter executed under full or smoke writes no record: the committed records are the offline
+    profile's, and a full render must leave them as they are."""
+    (tmp_path / "chapters").mkdir()
+    code = textwrap.dedent(f"""
+        import os
+        os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
+                          QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="full")
+        from analysis import freeze
+        assert not freeze.record_reads()
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    assert not (tmp_path / "_freeze").exists()

@@ -39,6 +39,7 @@ import pytest
 
 from analysis.paths import PROJECT_ROOT
 
+from conftest import QUARTO, needs_quarto
 from fixtures import standins
 
 CHAPTERS = ["chapters/01-segment-anything.qmd", "chapters/02-prompting-sam.qmd",
@@ -135,3 +136,32 @@ def test_full_profile_end_to_end(full_env):
 
     assert [tree_hash(p) for p in watched] == before  # results/offline byte-identical, results/full untouched
     print(f"\nfull profile: run all {run_seconds:.0f} s, book-check {book_seconds:.0f} s")
+
+
+@needs_quarto
+def test_full_book_renders_and_tells_the_truth(full_env):
+    """The full book rendered by Quarto (HTML and PDF) from the stand-in results: the render checks of
+    the offline book, and no offline model, data copy or machine setting named outside sentences about
+    the offline profile. The committed `_freeze/` (the offline profile's) is not touched."""
+    from analysis import book
+
+    root, env = full_env
+    run = _cli(["run", "all", "--profile", "full"], env, cwd=root / "hub", timeout=1200)  # reused when stored
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    freeze_before = tree_hash(PROJECT_ROOT / "_freeze")
+    out = root / "book"
+    renv = dict(env, QUARTO_PYTHON=sys.executable,
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    started = time.perf_counter()
+    proc = subprocess.run([QUARTO, "render", "--profile", "full", "--output-dir", str(out)], cwd=PROJECT_ROOT,
+                          env=renv, capture_output=True, text=True, timeout=1800)
+    took = time.perf_counter() - started
+    assert proc.returncode == 0, f"quarto render --profile full failed after {took:.0f} s:\n{(proc.stdout + proc.stderr)[-6000:]}"
+    print(f"\nquarto render --profile full: {took:.0f} s")
+    problems = book.rendered_problems(out, book.book_files(), pages=(15, 90))
+    for page in sorted(out.rglob("*.html")):
+        if "site_libs" not in page.parts:
+            problems += book.offline_mentions(book._html_text(page.read_text(errors="replace")),
+                                              str(page.relative_to(out)))
+    assert problems == [], "\n".join(problems)
+    assert tree_hash(PROJECT_ROOT / "_freeze") == freeze_before, "the full render changed the committed _freeze/"
