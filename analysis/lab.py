@@ -38,9 +38,11 @@ def _clean(value):
 
 
 def to_json(data) -> str:
-    """Compact JSON that is safe inside ``<script>`` (no ``</`` can close the tag early)."""
+    """Compact JSON, valid for any text in ``data`` and safe inside ``<script>``: ``<``, ``>`` and ``&``
+    are written as JSON escapes (``\\u003c``...), so no ``</script>`` or ``<!--`` in a data set's text
+    or a model's output can end or change the script element, and ``JSON.parse`` reads it back."""
     text = json.dumps(_clean(data), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def html_output() -> bool:

@@ -9,8 +9,43 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
+import textwrap
 
 MISSING = "—"  # em dash: a value that does not exist (not applicable, not measured)
+
+# Pandoc markdown treats any backslash-escaped ASCII punctuation literally (all_symbols_escapable),
+# and its HTML and Typst writers then escape what those formats need: so escaping every one of them
+# makes text from a data set or a model plain text in every output format.
+_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def escape_md(text, newlines: str = " ") -> str:
+    """Text that came from data or a model (a news text, a question, a chain of thought), made literal
+    markdown: no HTML tag, link, image, citation, emphasis, math or Typst markup in it takes effect in
+    any output format. Newlines become ``newlines`` (a space for table cells and sentences; pass
+    ``"\\\n"`` to keep line breaks in a paragraph). None and NaN print as the em dash."""
+    if _is_missing(text):
+        return MISSING
+    escaped = _PUNCT.sub(r"\\\1", str(text))
+    return escaped.replace("\r\n", "\n").replace("\n", newlines)
+
+
+def code_block(text, width: int | None = None, lang: str = "") -> str:
+    """A fenced code block showing ``text`` literally (a model's raw output): the fence is longer
+    than any backtick run inside, so no text can close it early; ``width`` wraps long lines (a PDF
+    page does not scroll), keeping each line's indentation."""
+    lines = str(text).splitlines() or [""]
+    if width:
+        wrapped = []
+        for line in lines:
+            indent = line[: len(line) - len(line.lstrip())]
+            wrapped += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=True,
+                                     break_on_hyphens=False, drop_whitespace=False) or [""]
+        lines = wrapped
+    longest = max((len(m) for m in re.findall(r"`+", str(text))), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join([fence + lang, *lines, fence])
 
 
 def _is_missing(x) -> bool:

@@ -53,3 +53,35 @@ def test_widths_make_a_long_separator_with_proportional_dashes():
 def test_digits_per_column():
     rows = _rows(md_table_text(pd.DataFrame({"a": [0.12345], "b": [0.12345]}), digits={"a": 1}))
     assert rows[2] == ["0.1", "0.123"]
+
+
+def test_escape_md_makes_data_literal_in_html_and_typst():
+    """Every markup a data set or a model could carry prints as text (Pandoc: HTML and Typst writers)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from analysis.report import escape_md
+
+    payload = ('<img src=x onerror=alert(1)> </script> <!-- c --> [x](javascript:alert(1)) ![i](y.png) '
+               '#set text(red) @key $x$ **b** _i_ a|b <https://a.b>')
+    md = escape_md(payload + "\nline 2")
+    assert "\n" not in md and "<img" not in md.replace("\\<img", "")
+    if shutil.which("quarto") is None:
+        pytest.skip("Quarto (its pandoc) is not on PATH")
+    html = subprocess.run(["quarto", "pandoc", "-f", "markdown", "-t", "html"], input=md, capture_output=True,
+                          text=True, check=True).stdout
+    assert "<img" not in html and "<a " not in html and "<!--" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    typ = subprocess.run(["quarto", "pandoc", "-f", "markdown", "-t", "typst"], input=md, capture_output=True,
+                         text=True, check=True).stdout
+    assert "\\#set" in typ and "#link" not in typ and "#image" not in typ and "\\@key" in typ
+
+
+def test_code_block_cannot_be_closed_by_its_text():
+    from analysis.report import code_block
+
+    block = code_block("a\n```\nnot code? ````` x", width=10)
+    fence = block.splitlines()[0]
+    assert fence == "`" * 6 and block.splitlines()[-1] == fence
+    assert all(len(line) <= 10 for line in block.splitlines()[1:-1])
