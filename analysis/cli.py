@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -178,9 +179,12 @@ def _cmd_lab_decoder(args) -> int:
     from .sam.explorer import decoder_bytes
     from .store import Store
 
-    parts = args.run.strip("/").split("/")
-    if len(parts) != 3 or parts[1] != "sam_explorer":
-        raise ConfigError(f"{args.run}: not a run (fix: pass <profile>/sam_explorer/<key>, as the page's data-lab-decoder says)")
+    parts = args.run.split("/")
+    if (len(parts) != 3 or parts[0] not in PROFILES or parts[1] != "sam_explorer"
+            or not re.fullmatch(r"[0-9a-f]{16}", parts[2])):
+        raise ConfigError(f"{args.run}: not a stored explorer run (fix: pass <profile>/sam_explorer/<16-hex key> with a "
+                          f"profile among {', '.join(PROFILES)}, as the page's data-lab-decoder says; "
+                          "`python -m analysis status` lists the keys)")
     run = Store().load(*parts)
     if run is None:
         raise ConfigError(f"{args.run}: no such stored run (fix: python -m analysis run sam_explorer --profile {parts[0]})")

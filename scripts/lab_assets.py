@@ -23,6 +23,7 @@ are warnings (the widget says what is missing).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -36,14 +37,53 @@ ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 LAB_SRC = ROOT / "lab"
 WIDGET_RE = re.compile(r'data-lab="[a-z0-9_-]+"')
-ASSETS_RE = re.compile(r'data-lab-assets="([A-Za-z0-9_./-]+)"')
+ASSETS_RE = re.compile(r'data-lab-assets="([^"]*)"')
 ORT_RE = re.compile(r"data-lab-ort\b")
-DECODER_RE = re.compile(r'data-lab-decoder="([A-Za-z0-9_./-]+)"')
+DECODER_RE = re.compile(r'data-lab-decoder="([^"]*)"')
+# what a page may name: <profile>/<experiment>/<run key>, nothing else (no absolute path, no "..")
+RUN_REF_RE = re.compile(r"(offline|full|smoke)/[a-z0-9_]+/[0-9a-f]{16}")
 
 
 def results_root() -> Path:
     value = os.environ.get("ANALYSIS_RESULTS_DIR", "").strip()
     return Path(value).expanduser().resolve() if value else ROOT / "results"
+
+
+def run_folder(rel: str) -> Path | None:
+    """The stored run a page names (``<profile>/<experiment>/<key>``), inside the result store; None
+    for anything else (an absolute path, ``..``, another shape)."""
+    if not RUN_REF_RE.fullmatch(rel):
+        return None
+    root = results_root().resolve()
+    folder = (root / rel).resolve()
+    return folder if folder.is_relative_to(root) else None
+
+
+def verified_web_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The run's ``web/`` files, each checked against the run's ``checksums.sha256``; returns
+    (files, problems). A file the list does not name, or whose bytes differ, is a problem: it is not
+    published (a corrupted embedding would give the explorer wrong masks without a word)."""
+    sums = {}
+    try:
+        for line in (folder / "checksums.sha256").read_text(encoding="ascii").splitlines():
+            digest, _, name = line.partition("  ")
+            sums[name] = digest
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [f"{folder / 'checksums.sha256'}: unreadable ({exc.__class__.__name__}); the run's web files "
+                    f"cannot be verified (fix: python -m analysis run {folder.parent.name} --profile "
+                    f"{folder.parent.parent.name} --force)"]
+    files, problems = [], []
+    for f in sorted((folder / "web").rglob("*")):
+        if not f.is_file():
+            continue
+        name = f.relative_to(folder).as_posix()
+        if sums.get(name) != hashlib.sha256(f.read_bytes()).hexdigest():
+            problems.append(f"{f}: {'not in the run checksums' if name not in sums else 'fails its checksum'}, so it is "
+                            f"not published (fix: python -m analysis run {folder.parent.name} --profile "
+                            f"{folder.parent.parent.name} --force)")
+        else:
+            files.append(f)
+    return files, problems
 
 
 def _copy(src: Path, dest: Path) -> bool:
@@ -71,20 +111,25 @@ def run(out_dir: Path) -> tuple[int, list[str]]:
             if f.suffix in (".js", ".css"):
                 copied += _copy(f, out_dir / "lab" / f.name)
     for rel in sorted(runs):
-        if ".." in Path(rel).parts:
-            problems.append(f"data-lab-assets={rel!r} leaves the result store")
+        folder = run_folder(rel)
+        if folder is None:
+            problems.append(f"data-lab-assets={rel!r} is not <profile>/<experiment>/<run key> inside the result store")
             continue
-        src = results_root() / rel / "web"
+        src = folder / "web"
         if not src.is_dir():
             problems.append(f"{src} is missing: the page needs the stored run's web/ folder; run "
                             f"`python -m analysis run {rel.split('/')[1]} --profile {rel.split('/')[0]}`")
             continue
-        for f in sorted(src.rglob("*")):
-            if f.is_file():
-                copied += _copy(f, out_dir / "lab" / "runs" / rel / f.relative_to(src))
+        files, bad = verified_web_files(folder)
+        problems += bad
+        for f in files:
+            copied += _copy(f, out_dir / "lab" / "runs" / rel / f.relative_to(src))
     for rel in sorted(decoders):
+        if run_folder(rel) is None:
+            problems.append(f"data-lab-decoder={rel!r} is not <profile>/<experiment>/<run key> inside the result store")
+            continue
         dest = out_dir / "lab" / "runs" / rel / "decoder.onnx"
-        if dest.exists() or ".." in Path(rel).parts:
+        if dest.exists():
             continue
         proc = subprocess.run([sys.executable, "-m", "analysis", "lab-decoder", rel, "--out", str(dest)],
                               cwd=ROOT, capture_output=True, text=True)

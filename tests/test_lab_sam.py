@@ -9,8 +9,10 @@ for every reference prompt, and a box dragged on the X-ray gives the package's F
 
 import base64
 import json
+import shutil
 
 import numpy as np
+
 import pytest
 
 from analysis.sam import explorer as X
@@ -143,23 +145,43 @@ def test_lab_assets_copies_what_a_page_names(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("lab_assets", PROJECT_ROOT / "scripts" / "lab_assets.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    import hashlib
+
     results = tmp_path / "results"
-    (results / "offline" / "sam_explorer" / "abc" / "web").mkdir(parents=True)
-    (results / "offline" / "sam_explorer" / "abc" / "web" / "decoder.onnx").write_bytes(b"x" * 10)
+    key = "0123456789abcdef"
+    run = results / "offline" / "sam_explorer" / key
+    (run / "web").mkdir(parents=True)
+    (run / "web" / "decoder.onnx").write_bytes(b"x" * 10)
+    (run / "web" / "0.emb.f16").write_bytes(b"e" * 4)
+    (run / "checksums.sha256").write_text("".join(f"{hashlib.sha256(b).hexdigest()}  web/{n}\n" for n, b in
+                                                  (("decoder.onnx", b"x" * 10), ("0.emb.f16", b"e" * 4))))
     monkeypatch.setenv("ANALYSIS_RESULTS_DIR", str(results))
     out = tmp_path / "site"
     (out / "chapters").mkdir(parents=True)
-    (out / "chapters" / "a.html").write_text('<div data-lab="sam" data-lab-assets="offline/sam_explorer/abc" data-lab-ort="1">')
+    (out / "chapters" / "a.html").write_text(f'<div data-lab="sam" data-lab-assets="offline/sam_explorer/{key}" data-lab-ort="1">')
     copied, problems = mod.run(out)
     assert problems == []
-    assert (out / "lab" / "runs" / "offline" / "sam_explorer" / "abc" / "decoder.onnx").read_bytes() == b"x" * 10
+    assert (out / "lab" / "runs" / "offline" / "sam_explorer" / key / "decoder.onnx").read_bytes() == b"x" * 10
     assert (out / "lab" / "sam.js").exists() and (out / "lab" / "lab.css").exists()
     assert mod.run(out)[0] == 0  # nothing copied twice
-    (out / "chapters" / "b.html").write_text('<div data-lab="sam" data-lab-assets="offline/sam_explorer/gone">'
-                                             '<div data-lab="x" data-lab-assets="offline/../../etc">')
+    # a corrupted embedding is not published, and the problem names the file and the fix
+    (run / "web" / "0.emb.f16").write_bytes(b"f" * 4)
+    shutil.rmtree(out / "lab" / "runs")
     _, problems = mod.run(out)
-    assert any("gone/web is missing" in p and "analysis run sam_explorer --profile offline" in p for p in problems)
-    assert any("leaves the result store" in p for p in problems)
+    assert any("0.emb.f16: fails its checksum" in p and "--force" in p for p in problems)
+    assert not (out / "lab" / "runs" / "offline" / "sam_explorer" / key / "0.emb.f16").exists()
+    (out / "chapters" / "b.html").write_text('<div data-lab="sam" data-lab-assets="offline/sam_explorer/fedcba9876543210">'
+                                             '<div data-lab="x" data-lab-assets="offline/../../etc">'
+                                             f'<div data-lab="x" data-lab-assets="{tmp_path}/outside">'
+                                             '<div data-lab="x" data-lab-decoder="../x/sam_explorer/0123456789abcdef">')
+    outside = tmp_path / "outside" / "web"
+    outside.mkdir(parents=True)
+    (outside / "secret").write_text("s")
+    _, problems = mod.run(out)
+    assert any("fedcba9876543210/web is missing" in p and "analysis run sam_explorer --profile offline" in p
+               for p in problems)
+    assert sum("inside the result store" in p for p in problems) == 3
+    assert not any(p.name == "secret" for p in out.rglob("*"))
 
 
 def test_lab_assets_exports_the_decoder_or_warns(stored_offline, tmp_path, capsys):
@@ -177,13 +199,13 @@ def test_lab_assets_exports_the_decoder_or_warns(stored_offline, tmp_path, capsy
     out = tmp_path / "site"
     out.mkdir()
     (out / "a.html").write_text(f'<div data-lab="sam" data-lab-decoder="{rel}"></div>'
-                                '<div data-lab="sam" data-lab-decoder="offline/sam_explorer/gone"></div>')
+                                '<div data-lab="sam" data-lab-decoder="offline/sam_explorer/0000000000000000"></div>')
     _, problems = mod.run(out)
     assert problems == []
     decoder = (out / "lab" / "runs" / rel / "decoder.onnx").read_bytes()
     assert len(decoder) == run.metrics["onnx_bytes"]
     err = capsys.readouterr().err
-    assert "decoder for offline/sam_explorer/gone could not be exported" in err and "no such stored run" in err
+    assert "decoder for offline/sam_explorer/0000000000000000 could not be exported" in err and "no such stored run" in err
 
 
 def test_widget_data_names_the_stored_run(stored_offline):
