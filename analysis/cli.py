@@ -151,8 +151,16 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_seal(args) -> int:
+    """Seal runs saved before checksums existed, listing each file and the sha256 it is sealed with
+    (seal only runs you know are intact: from then on they are verified against these)."""
     store = Store()
-    sealed = store.seal_legacy(active_profile(args.profile) if args.profile else None)
+
+    def show(run_dir, sums):
+        print(f"sealing {run_dir}:")
+        for name in sorted(sums):
+            print(f"  {sums[name]}  {name}")
+
+    sealed = store.seal_legacy(active_profile(args.profile) if args.profile else None, show=show)
     for path in sealed:
         print(f"sealed {path}")
     print(f"{len(sealed)} run(s) sealed; runs that already had checksums were left alone")

@@ -65,15 +65,23 @@ class Experiment:
     def source_hash(self) -> str:
         """Hash of the source files that compute results, as text (recorded by every run; older runs
         recorded only this)."""
-        return legacy_source_hash(inspect.getsource(importlib.import_module(m)) for m in self.modules())
+        return legacy_source_hash(_module_source(m) for m in self.modules())
 
     def source_digests(self) -> dict[str, str]:
         """Per module, a digest of its code without comments and docstrings (recorded by every run,
         to name the modules whose code changed since; ``code_changes``)."""
-        return {m: code_digest(inspect.getsource(importlib.import_module(m))) for m in self.modules()}
+        return {m: code_digest(_module_source(m)) for m in self.modules()}
 
     def key(self, config: Any, profile: str) -> str:
         return run_key(self.name, profile, config, self.code_version, self.data_fingerprint(config))
+
+
+def _module_source(name: str) -> str:
+    """A module's source text ("" for code without a source file, e.g. given with ``python -c``)."""
+    try:
+        return inspect.getsource(importlib.import_module(name))
+    except (TypeError, OSError):
+        return ""
 
 
 def legacy_source_hash(texts) -> str:
@@ -200,7 +208,7 @@ def stored_with_recorded_fingerprint(store: Store, experiment: Experiment, confi
     for run in reversed(store.runs(profile, experiment.name)):
         fingerprint = run.meta.get("data_fingerprint")
         if fingerprint and run.key == run_key(experiment.name, profile, config, experiment.code_version, fingerprint):
-            return run
+            return run.check_key()
     return None
 
 
@@ -219,7 +227,8 @@ def resolve(experiment: Experiment, config: Any, profile: str, store: Store) -> 
             raise
         return run.key, run.meta["data_fingerprint"], run
     key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
-    return key, fingerprint, store.load(profile, experiment.name, key)
+    run = store.load(profile, experiment.name, key)
+    return key, fingerprint, run.check_key() if run is not None else None
 
 
 def get_or_run(
@@ -245,13 +254,15 @@ def get_or_run(
     else:
         experiment, config = _experiment_for_config(target), target
     store = store or Store()
-    key, fingerprint, run = resolve(experiment, config, profile, store)
-    if not force and run is not None:
-        return run.verify()  # every file against its checksum: a damaged run is an error, never reused
+    if force:  # the stored run (even a damaged one) is not read: it is replaced; the data must be at hand
+        fingerprint = experiment.data_fingerprint(config)
+        key = run_key(experiment.name, profile, config, experiment.code_version, fingerprint)
+    else:
+        key, fingerprint, run = resolve(experiment, config, profile, store)
+        if run is not None:
+            return run.verify()  # every file against its checksum: a damaged run is an error, never reused
     if in_render():
         raise ResultMissing(experiment.name, profile, key, compute_command(experiment.name, profile))
-    if experiment.data_fingerprint(config) != fingerprint:  # --force without the data: the data error, before any work
-        raise ConfigError(f"{experiment.name} [{profile}]: the data changed since the stored run (fix: run it again)")
     store.check_writable(profile, experiment.name)
     lock = store.lock(profile, experiment.name, key)
     lock.acquire(wait=True, on_wait=lambda who: print(

@@ -315,6 +315,17 @@ def identity(name: str) -> str:
     return f"{source.path}@{source.revision}" if source.revision else f"standin:{source.path}"
 
 
+# sha256 of the weight files that offline packages ship (checked when they are located)
+_OFFLINE_WEIGHTS = {"qwen25_coder_1p5b": QWEN_GGUF_SHA256, "smollm2_135m": SMOLLM_GGUF_SHA256}
+
+
+def weights_id(name: str) -> str:
+    """What identifies model ``name``'s weights, for caches of its outputs: the hub commit or SAM
+    checkpoint sha256 (``identity``), the sha256 of an offline package's weight file, else the
+    package and version it ships in. A re-pinned or replaced model never reuses another's outputs."""
+    return identity(name) or _OFFLINE_WEIGHTS.get(name) or spec(name).source
+
+
 def identities(names) -> str:
     """``identity`` of several models, joined; empty when all are offline models."""
     parts = [f"{n}={identity(n)}" for n in names if identity(n)]

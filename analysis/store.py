@@ -209,9 +209,10 @@ class Run:
     file are only parsed); problems raise :class:`StoreError` naming the file.
     """
 
-    def __init__(self, path: Path, key: str | None = None):
+    def __init__(self, path: Path, key: str | None = None, *, unsealed_ok: bool = False):
         self.path = Path(path)
         self._expected_key = key or self.path.name  # an old copy (.KEY.old.N) still holds KEY
+        self._unsealed_ok = unsealed_ok  # only `seal` reads a run without checksums, to show and seal it
         self.checksums: dict[str, str] | None = self._read_checksums()
         self._verified: dict[str, tuple[int, int]] = {}
         self.meta: dict[str, Any] = self._read_meta()
@@ -285,6 +286,12 @@ class Run:
             raise self._damaged(RUN_FILE, f"says key {meta['key']!r} but is stored under {self._expected_key!r}")
         if self.checksums is None and meta.get("store_format", 1) >= STORE_FORMAT:
             raise self._damaged(CHECKSUM_FILE, "is missing (this run was saved with checksums)")
+        if self.checksums is None and not self._unsealed_ok:
+            raise StoreError(self.path / CHECKSUM_FILE, "is missing: this run has no checksums, so nothing it holds "
+                             "can be verified", f"recompute it (python -m analysis run {meta['experiment']} --profile "
+                             f"{meta['profile']} --force), or, if you know it is intact, `python -m analysis seal "
+                             f"--profile {meta['profile']}` lists its files and seals them")
+
         if not isinstance(meta["metrics"], dict):
             raise self._damaged(RUN_FILE, "'metrics' is not an object")
         try:
@@ -292,6 +299,16 @@ class Run:
         except (TypeError, ValueError):
             raise self._damaged(RUN_FILE, f"'wall_seconds' is {meta['wall_seconds']!r}, not a number") from None
         return meta
+
+    def check_key(self) -> "Run":
+        """The run's key must be the hash of the config, code version and data fingerprint its
+        ``run.json`` records (``run_key``): a run edited by hand, checksums and all, is refused."""
+        meta = self.meta
+        if run_key(meta["experiment"], meta["profile"], meta["config"], meta.get("code_version"),
+                   meta.get("data_fingerprint")) != meta["key"]:
+            raise self._damaged(RUN_FILE, "holds a config, code version or data fingerprint that does not hash to "
+                                f"its key {meta['key']!r} (edited by hand?)")
+        return self
 
     def files(self) -> list[str]:
         if self.checksums is not None:
@@ -767,7 +784,7 @@ class Store:
 
     # --- migration ----------------------------------------------------------------------------
 
-    def seal_legacy(self, profile: str | None = None) -> list[Path]:
+    def seal_legacy(self, profile: str | None = None, show=None) -> list[Path]:
         """Write ``checksums.sha256`` into runs saved before checksums existed (files untouched).
 
         Each run is parsed first (``run.json``, every table, the arrays): a damaged legacy run is
@@ -780,8 +797,31 @@ class Store:
             for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 if (run_dir / CHECKSUM_FILE).exists() or not (run_dir / RUN_FILE).exists():
                     continue
-                Run(run_dir).verify()
-                sums = {p.name: sha256_file(p) for p in run_dir.iterdir() if p.is_file()}
+                Run(run_dir, unsealed_ok=True).verify()
+                sums = {p.relative_to(run_dir).as_posix(): sha256_file(p) for p in sorted(run_dir.rglob("*"))
+                        if p.is_file()}
+                if show is not None:
+                    show(run_dir, sums)
                 _write_checksums(run_dir, sums)
                 sealed.append(run_dir)
         return sealed
+
+    def mark_format(self, profile: str | None = None) -> list[Path]:
+        """Add ``store_format`` to the ``run.json`` of sealed runs that lack it (saved between the
+        checksums and the marker), after verifying every file; the checksum list gets run.json's new
+        sha256. A run that says its format cannot lose its checksum file unnoticed. Returns the folders."""
+        marked = []
+        for run in self.runs(profile):
+            if "store_format" in run.meta or run.checksums is None:
+                continue
+            run.verify()
+            meta = dict(run.meta, store_format=STORE_FORMAT)
+            data = (json.dumps(meta, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+            sums = dict(run.checksums, **{RUN_FILE: _sha256_bytes(data)})
+            # a one-time migration of committed runs (git holds the old bytes): two writes, each atomic
+            _write_file(run.path / (RUN_FILE + ".tmp"), data)
+            os.replace(run.path / (RUN_FILE + ".tmp"), run.path / RUN_FILE)
+            _write_file(run.path / (CHECKSUM_FILE + ".tmp"), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode())
+            os.replace(run.path / (CHECKSUM_FILE + ".tmp"), run.path / CHECKSUM_FILE)
+            marked.append(run.path)
+        return marked

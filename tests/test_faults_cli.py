@@ -122,14 +122,21 @@ def test_doctor_no_load_does_not_say_ok_for_models():
 
 
 def test_seal_adds_checksums_to_a_legacy_run_only(results_copy):
+    """A run as the code before checksums saved it (no checksum file, no format marker) is refused by
+    status; `seal` lists each file with its sha256, then seals it."""
     run_dir = next((results_copy / "offline" / "agnews_stats").iterdir())
-    (run_dir / "checksums.sha256").unlink()  # as a run saved by the code before checksums
+    (run_dir / "checksums.sha256").unlink()
+    meta = json.loads((run_dir / "run.json").read_text())
+    del meta["store_format"]
+    (run_dir / "run.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     env = {"ANALYSIS_RESULTS_DIR": str(results_copy)}
-    assert "no checksums yet" in cli("status", "--profile", "offline", env=env).stdout
+    status = cli("status", "--profile", "offline", env=env)
+    assert status.returncode == 1 and "has no checksums" in status.stdout and "seal" in status.stdout
     proc = cli("seal", "--profile", "offline", env=env)
-    assert proc.returncode == 0 and proc.stdout.splitlines() == [f"sealed {run_dir}", "1 run(s) sealed; runs that "
-                                                                 "already had checksums were left alone"]
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != "checksums.sha256"} == \
-        {k: v for k, v in before.items()}
-    assert "no checksums yet" not in cli("status", "--profile", "offline", env=env).stdout
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0] == f"sealing {run_dir}:" and lines[-2:] == [
+        f"sealed {run_dir}", "1 run(s) sealed; runs that already had checksums were left alone"]
+    assert any(line.strip().endswith("  run.json") for line in lines[1:-2])
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != "checksums.sha256"} == before
+    assert cli("status", "--profile", "offline", env=env).returncode == 0

@@ -301,22 +301,83 @@ def test_get_or_run_on_a_damaged_run_says_run_force_and_force_repairs(saved):
     assert hidden(saved.parent.parent.parent) == []
 
 
-def test_legacy_run_without_checksums_loads_and_parse_errors_are_clear(tmp_path):
-    """Runs saved by the code before checksums (e.g. a run started before this change) still load."""
+def test_legacy_run_without_checksums_is_refused_until_sealed(tmp_path):
+    """A run saved by the code before checksums cannot be verified: loading it is refused with the two
+    fixes (recompute, or `seal` after checking it); `seal` parses it first and seals it."""
+    from analysis.store import Run
+
     folder = exp_dir(tmp_path) / KEY
     folder.mkdir(parents=True)
     meta = {"experiment": "fault_toy", "profile": "smoke", "key": KEY, "created": "2026-01-01T00:00:00+00:00",
             "wall_seconds": 1.0, "config": {"n": 3}, "env": {}, "metrics": {"v": 3.0}, "code_version": "1",
             "source_hash": "x", "data_fingerprint": "none"}
+    from analysis.store import run_key
+
+    meta["key"] = key = run_key("fault_toy", "smoke", {"n": 3}, "1", "none")
+    folder = folder.rename(folder.with_name(key))
     (folder / "run.json").write_text(json.dumps(meta))
     (folder / "records.jsonl").write_text('{"id": "0"}\n{"id": "1"')  # truncated last line
-    run = Store(tmp_path).load("smoke", "fault_toy", KEY)
+    with pytest.raises(StoreError, match=r"checksums.sha256: is missing: this run has no checksums.*--force.*seal"):
+        Store(tmp_path).load("smoke", "fault_toy", key)
+    run = Run(folder, unsealed_ok=True)
     assert run.metrics == {"v": 3.0} and not run.sealed
     with pytest.raises(StoreError, match=r"records.jsonl: line 2 is not valid JSON"):
         run.rows()
+    with pytest.raises(StoreError, match=r"records.jsonl: line 2 is not valid JSON"):
+        Store(tmp_path).seal_legacy()  # a damaged legacy run is never sealed
     (folder / "records.jsonl").write_text('{"id": "0"}\n')
-    sealed = Store(tmp_path).seal_legacy()
-    assert sealed == [folder] and Store(tmp_path).load("smoke", "fault_toy", KEY).sealed
+    shown = []
+    sealed = Store(tmp_path).seal_legacy(show=lambda path, sums: shown.append((path, sorted(sums))))
+    assert sealed == [folder] and shown == [(folder, ["records.jsonl", "run.json"])]
+    assert Store(tmp_path).load("smoke", "fault_toy", key).sealed
+
+
+def test_a_run_whose_config_does_not_hash_to_its_key_is_refused(saved):
+    """run.json edited consistently (its checksum updated too) still cannot pass: the key is a hash of
+    the config, code version and data fingerprint it records."""
+    import hashlib
+
+    meta = json.loads((saved / "run.json").read_text())
+    meta["config"] = dict(meta["config"], n=meta["config"].get("n", 0) + 1)
+    data = json.dumps(meta).encode()
+    (saved / "run.json").write_bytes(data)
+    sums = (saved / CHECKSUM_FILE).read_text().splitlines()
+    sums = [f"{hashlib.sha256(data).hexdigest()}  run.json" if line.endswith("  run.json") else line for line in sums]
+    (saved / CHECKSUM_FILE).write_text("\n".join(sums) + "\n")
+    from analysis.experiments import get_or_run
+
+    with pytest.raises(StoreError, match="does not hash to its key"):
+        Store(saved.parent.parent.parent).load("smoke", "fault_toy", saved.name).check_key()
+    with pytest.raises(StoreError, match="does not hash to its key"):
+        get_or_run("fault_toy", "smoke", store=Store(saved.parent.parent.parent))
+
+
+def test_sealed_runs_without_a_format_marker_get_one(saved):
+    """mark_format adds store_format to a sealed run's run.json (and its new checksum); from then on a
+    missing checksum file is damage, never a legacy run."""
+    meta = json.loads((saved / "run.json").read_text())
+    del meta["store_format"]
+    import hashlib
+
+    data = json.dumps(meta).encode()
+    (saved / "run.json").write_bytes(data)
+    sums = [f"{hashlib.sha256(data).hexdigest()}  run.json" if line.endswith("  run.json") else line
+            for line in (saved / CHECKSUM_FILE).read_text().splitlines()]
+    (saved / CHECKSUM_FILE).write_text("\n".join(sums) + "\n")
+    store = Store(saved.parent.parent.parent)
+    assert store.mark_format() == [saved]
+    assert store.load("smoke", "fault_toy", saved.name).verify().meta["store_format"] == 2
+    (saved / CHECKSUM_FILE).unlink()
+    with pytest.raises(StoreError, match="this run was saved with checksums"):
+        store.load("smoke", "fault_toy", saved.name)
+
+
+def test_every_committed_run_is_sealed_and_marked():
+    from analysis.paths import PROJECT_ROOT
+
+    for meta_path in sorted((PROJECT_ROOT / "results").glob("*/*/*/run.json")):
+        meta = json.loads(meta_path.read_text())
+        assert meta.get("store_format") == 2 and (meta_path.parent / CHECKSUM_FILE).exists(), meta_path
 
 
 def test_seal_refuses_a_damaged_legacy_run(tmp_path):
@@ -346,8 +407,10 @@ def test_arrays_with_a_damaged_member_and_valid_checksum_is_clear(tmp_path):
     data = bytearray((folder / "arrays.npz").read_bytes())
     data[60:70] = b"\x00" * 10
     (folder / "arrays.npz").write_bytes(bytes(data))
+    from analysis.store import Run
+
     with pytest.raises(StoreError, match="arrays.npz: cannot be read as .npz"):
-        _ = Store(tmp_path).load("smoke", "fault_toy", KEY).arrays
+        _ = Run(folder, unsealed_ok=True).arrays
 
 
 # --- disks ------------------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class JsonlCache:
 
 
 def cache_key(model: str, text: str, settings: dict) -> str:
+    """Key of one cached model output: ``model`` is ``LM.cache_id`` (name and weights), so outputs of
+    re-pinned or replaced weights are never reused."""
     return hashlib.sha256(canonical_json({"model": model, "text": text, "settings": settings}).encode()).hexdigest()
 
 
@@ -92,6 +94,13 @@ class LM:
         from ..models import spec
 
         return spec(self.name).family
+
+    @property
+    def cache_id(self) -> str:
+        """The model's name and what identifies its weights (``models.weights_id``): cache keys use it."""
+        from ..models import weights_id
+
+        return f"{self.name}@{weights_id(self.name)}"
 
     @property
     def tokenizer(self):
@@ -194,7 +203,7 @@ def score_letters(lm: LM, texts: list[str], *, settings: dict, batch_size: int =
 
     cache = cache or default_cache("direct")
     settings = {**settings, "kind": "letter-scores", "decoder_prefix": decoder_prefix}
-    keys = [cache_key(lm.name, t, settings) for t in texts]
+    keys = [cache_key(lm.cache_id, t, settings) for t in texts]
     todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
     if todo:
         tok, model = lm.tokenizer, lm.model
@@ -512,7 +521,7 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
     probe_cache = probe_cache or default_cache("probe")
     gen_settings = {**settings, "kind": "generate", "max_new_tokens": max_new_tokens, "decoding": "greedy",
                     "stop": STOP_RULE}
-    keys = [cache_key(lm.name, t, gen_settings) for t in texts]
+    keys = [cache_key(lm.cache_id, t, gen_settings) for t in texts]
     todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
     if todo:
         tok, model = lm.tokenizer, lm.model
@@ -563,7 +572,7 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
 
 # ----------------------------------------------------------------------------- early answering
 def _probe_key(lm: LM, text: str, gen_ids: list[int], settings: dict, probe_steps: int) -> str:
-    return cache_key(lm.name, text, {**settings, "kind": "probe", "gen_ids": gen_ids,
+    return cache_key(lm.cache_id, text, {**settings, "kind": "probe", "gen_ids": gen_ids,
                                      "suffix": PROBE_ANSWER_PREFIX, "steps": probe_steps})
 
 
