@@ -250,7 +250,7 @@ def bench_profile(bench: dict) -> str:
 
 def bench_differences(bench: dict, ft_run) -> str:
     """How the benchmark's 'project' setting differs from this fine-tuning run, as a list for a sentence:
-    'the batch size (64 there, 16 here) and ...'; 'nothing ...' when it is the run's configuration."""
+    'the batch size (64 there, 16 here) and ...'; 'nothing' when it is the run's configuration."""
     from ..envinfo import device_text
 
     p, cfg = bench["variants"]["project"], ft_run.config
@@ -261,7 +261,7 @@ def bench_differences(bench: dict, ft_run) -> str:
              ("device", device_text(bench["device"]), device_text(ft_run.env["device"]))]
     diff = [f"the {what} ({there} there, {here} here)" for what, there, here in pairs if str(there) != str(here)]
     if not diff:
-        return "nothing (it is this run's configuration)"
+        return "nothing"
     return diff[0] if len(diff) == 1 else ", ".join(diff[:-1]) + " and " + diff[-1]
 
 

@@ -9,9 +9,11 @@ from ..data.agnews import LABELS
 
 SPLITS = ("train", "validation", "test")
 
-# Printed size: the PDF's text is about 16 cm (6.3 in) wide and figures are not scaled up, so a figure
-# made at most WIDTH inches wide prints at its own size and every font below is its printed size.
-WIDTH = 6.3
+# Printed size: the PDF's text is about 15 cm (5.9 in) wide (measured: its figures print at 5.89 in) and
+# wider figures are scaled down to it, so a figure whose tight bounding box is at most TEXT_WIDTH inches
+# prints at its own size and every font below is its printed size. WIDTH leaves room for the tight box.
+TEXT_WIDTH = 5.85
+WIDTH = 5.7
 RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
       "legend.fontsize": 7, "figure.titlesize": 8}
 
@@ -125,7 +127,8 @@ def _map(ax, a, tokens, title, cmap="viridis", vmin=0.0, vmax=None, fontsize=7, 
     return im
 
 
-TOKEN_IN = 0.105  # inches per token on a labelled map axis: 7-pt labels (0.097 in) do not overlap
+TOKEN_IN = 0.1  # inches per token on a labelled map axis: 7-pt labels (0.097 in) do not overlap
+CHAR_IN = 0.058  # width of a 7-pt character (DejaVu Sans, generous), for the room token labels need
 
 
 @_house
@@ -136,12 +139,11 @@ def fig_attention_heads(att_run, i: int = 0):
     row, tokens, pre, ft = _chosen(att_run, i)
     n_heads, n = pre.shape[0], len(tokens)
     vmax = float(max(pre[:, 0].max(), ft[:, 0].max()))
-    longest = max(len(t) for t in tokens)
-    bottom = 0.2 + 0.055 * longest  # rotated token labels, in inches
-    height = max(n_heads, 6) * TOKEN_IN + bottom + 0.35
+    bottom = 0.15 + CHAR_IN * max(len(t) for t in tokens)  # rotated token labels, in inches
+    height = max(n_heads, 6) * TOKEN_IN + bottom + 0.3
     fig = plt.figure(figsize=(WIDTH, height))
-    gs = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.04], left=0.08, right=0.9, bottom=bottom / height,
-                          top=1 - 0.3 / height, wspace=0.08)
+    gs = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.04], left=0.45 / WIDTH, right=1 - 0.75 / WIDTH,
+                          bottom=bottom / height, top=1 - 0.25 / height, wspace=0.06)
     for j, (name, maps) in enumerate((("pre-trained", pre), ("fine-tuned", ft))):
         ax = fig.add_subplot(gs[0, j])
         im = ax.imshow(maps[:, 0, :], cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
@@ -173,31 +175,33 @@ def pair_index(att_run) -> int:
 @_house
 def fig_chosen_overview(att_run, part: int = 0):
     """Head-averaged last-layer maps with token labels, pre-trained (left) vs fine-tuned (right), one row per
-    chosen sentence of ``overview_parts(att_run)[part]``; one colour scale and one colour bar per figure."""
+    chosen sentence of ``overview_parts(att_run)[part]``; one colour scale and one (horizontal) colour bar per
+    figure. Laid out in inches: maps of TOKEN_IN per token, room for the longest token's label."""
     which = overview_parts(att_run)[part] or [0]
     data = [_chosen(att_run, i) for i in which]
     vmax = float(max(max(pre.mean(0).max(), ft.mean(0).max()) for _, _, pre, ft in data))
     n_max = max(len(tokens) for _, tokens, _, _ in data)
-    longest = max(len(t) for _, tokens, _, _ in data for t in tokens)
-    side = n_max * TOKEN_IN
-    label_h = 0.15 + 0.055 * longest  # rotated key labels below each map
-    height = (side + label_h + 0.3) * len(which) + 0.1
-    left = (0.15 + 0.055 * longest) / WIDTH
-    fig = plt.figure(figsize=(WIDTH, height))
-    gs = fig.add_gridspec(len(which), 3, width_ratios=[1, 1, 0.05], left=left, right=0.9,
-                          bottom=label_h / height, top=1 - 0.3 / height, wspace=0.08,
-                          hspace=(label_h + 0.3) / side)
+    label = CHAR_IN * max(len(t) for _, tokens, _, _ in data for t in tokens)  # longest token label
+    left, gap, title = 0.25 + label, 0.1, 0.25
+    side = min(n_max * TOKEN_IN, (WIDTH - left - gap - 0.05) / 2)  # shrinks only for a very long sentence
+    row_h = title + side + 0.1 + label
+    cbar_h = 0.5
+    height = row_h * len(which) + cbar_h + 0.05
+    fig = plt.figure(figsize=(left + 2 * side + gap + 0.05, height))
+    W = fig.get_figwidth()
     for r, (i, (row, tokens, pre, ft)) in enumerate(zip(which, data)):
         truth, pred = LABELS[row["label"]], LABELS[row["pred"]]
+        top = height - r * row_h - title
         for j, (name, a) in enumerate((("pre-trained", pre), ("fine-tuned", ft))):
-            ax = fig.add_subplot(gs[r, j])
+            ax = fig.add_axes(((left + j * (side + gap)) / W, (top - side) / height, side / W, side / height))
             im = _map(ax, a.mean(0), tokens, f"#{i + 1} {name}" + (f" (true {truth}, pred. {pred})" if j else ""),
                       vmax=vmax)
             if j:
                 ax.set_yticks([])
             else:
                 ax.set_ylabel("query")
-    fig.colorbar(im, cax=fig.add_subplot(gs[:, 2]), label="attention (mean over heads)")
+    cax = fig.add_axes((left / W, 0.3 / height, (2 * side + gap) / W, 0.08 / height))
+    fig.colorbar(im, cax=cax, orientation="horizontal", label="attention (mean over heads)")
     return _done(fig)
 
 
