@@ -235,7 +235,7 @@ def fig_attention_change(att_run):
     js = arr["stat_js"]
     n_layers, n_heads = js.shape
     layers = np.arange(1, n_layers + 1)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4))
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.9))
     axes = axes.ravel()
     im = axes[0].imshow(js, cmap="viridis", aspect="auto")
     axes[0].set_xticks(range(n_heads), range(1, n_heads + 1), fontsize=7)
@@ -248,8 +248,7 @@ def fig_attention_change(att_run):
         axes[1].plot(layers, arr[f"stat_{key}_ft"].mean(1), style, color="C0" if key == "cls" else "C1" if key == "sep" else "C2",
                      label=f"[{key.upper()}] fine-tuned" if key != "punct" else "punct. fine-tuned", mfc="white")
     axes[1].set(xlabel="layer", ylabel="mass (mean over heads)", title="Mass on special tokens")
-    axes[1].set_ylim(0, 1.65 * axes[1].get_ylim()[1])
-    axes[1].legend(ncol=2, fontsize=7, loc="upper center", frameon=False)
+    axes[1].set_ylim(0, None)
     axes[2].plot(layers, arr["stat_entropy_pre"].mean(1), "o-", label="pre-trained")
     axes[2].plot(layers, arr["stat_entropy_ft"].mean(1), "s-", label="fine-tuned")
     axes[2].set(xlabel="layer", ylabel="row entropy (bit)", title="Attention entropy")
@@ -257,7 +256,9 @@ def fig_attention_change(att_run):
     axes[3].bar(layers, js.mean(1), color="C4")
     axes[3].errorbar(layers, js.mean(1), yerr=[js.mean(1) - js.min(1), js.max(1) - js.mean(1)], fmt="none", color="k", lw=0.8)
     axes[3].set(xlabel="layer", ylabel="JS (bit)", title="Change by layer (mean, min-max over heads)")
-    fig.tight_layout()
+    # the mass legend above the panels, off the data
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return _done(fig)
 
 
