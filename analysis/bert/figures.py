@@ -256,6 +256,8 @@ def fig_attention_change(att_run):
     axes[3].bar(layers, js.mean(1), color="C4")
     axes[3].errorbar(layers, js.mean(1), yerr=[js.mean(1) - js.min(1), js.max(1) - js.mean(1)], fmt="none", color="k", lw=0.8)
     axes[3].set(xlabel="layer", ylabel="JS (bit)", title="Change by layer (mean, min-max over heads)")
+    for ax in axes[1:]:
+        ax.set_xticks(layers)  # whole layers only
     # the mass legend above the panels, off the data
     fig.legend(*axes[1].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
