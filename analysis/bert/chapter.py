@@ -1,4 +1,7 @@
-"""What the BERT chapter's cells call: stored runs, tables and short descriptions."""
+"""What the BERT chapter's cells call: stored runs, tables, figures and the numbers its prose quotes.
+
+The prose is in ``chapters/03-bert-attention.qmd``; helpers here return numbers, tables and at most a
+few result-dependent words (``change``, ``gap``), never sentences."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from ..lab import widget
 from ..models import spec
 from . import experiments as _registered  # noqa: F401  (registers the experiments)
 from .figures import (fig_attention_change, fig_attention_heads, fig_attention_pair,  # noqa: F401
-                      fig_chosen_overview, fig_cls_rows, fig_confusion, fig_fewshot, fig_learning_curve,
-                      fig_lengths)
+                      fig_chosen_overview, fig_chosen_overview_more, fig_confusion, fig_fewshot, fig_learning_curve, fig_lengths,
+                      overview_parts, pair_index)
+from .metrics import macro_f1
 
 
 def runs(profile: str | None = None) -> dict:
@@ -24,8 +28,9 @@ def runs(profile: str | None = None) -> dict:
     }
 
 
-def model_title(name: str) -> str:
-    return spec(name).title
+def model_name(name: str) -> str:
+    """A registry id as the chapter names it: 'minilm_l6' -> 'all-MiniLM-L6-v2'."""
+    return spec(name).display
 
 
 def counts_table(stats_run) -> pd.DataFrame:
@@ -100,14 +105,21 @@ def top_heads(att_run, n: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def encoder_macro_f1(fs_run) -> float:
+    """Macro-F1 of the fine-tuned encoder on the few-shot run's test items, from the stored per-item
+    predictions (``records``: ``label``, ``pred_encoder``); the run stored only its accuracy."""
+    rec = fs_run.table("records")
+    return macro_f1(rec["label"], rec["pred_encoder"], len(LABELS))
+
+
 def fewshot_table(fs_run) -> pd.DataFrame:
     m = fs_run.metrics
     return pd.DataFrame([
-        {"Method": f"{m['k']}-shot {model_short(fs_run.config['model'])}, label log-likelihood",
+        {"Method": f"{m['k']}-shot {model_name(fs_run.config['model'])}, label log-likelihood",
          "Accuracy": m["accuracy_raw"], "Macro-F1": m["macro_f1_raw"]},
         {"Method": "same, contextual calibration", "Accuracy": m["accuracy_calibrated"], "Macro-F1": m["macro_f1_calibrated"]},
-        {"Method": f"fine-tuned {model_short(fs_run.config['finetune']['model'])}", "Accuracy": m["accuracy_encoder_same_items"],
-         "Macro-F1": float("nan")},
+        {"Method": f"fine-tuned {model_name(fs_run.config['finetune']['model'])}",
+         "Accuracy": m["accuracy_encoder_same_items"], "Macro-F1": encoder_macro_f1(fs_run)},
     ])
 
 
@@ -116,7 +128,8 @@ def demonstrations_table(fs_run) -> pd.DataFrame:
 
 
 def change(before: float, after: float, fmt=None, up: str = "rose", down: str = "fell") -> str:
-    """'rose from 0.12 to 0.34' / 'fell from ...' / 'stayed at ...' for prose about a measured change."""
+    """'rose from 0.12 to 0.34' / 'fell from ...' / 'stayed at ...' for prose about a measured change;
+    the verb compares the printed values, so it never contradicts them."""
     fmt = fmt or (lambda x: f"{x:.3f}")
     if fmt(before) == fmt(after):
         return f"stayed at {fmt(after)}"
@@ -124,9 +137,23 @@ def change(before: float, after: float, fmt=None, up: str = "rose", down: str = 
 
 
 def gap(a: float, b: float) -> str:
-    """'5.2 points above' / 'below' (accuracy a vs b, in percentage points)."""
-    d = 100 * (a - b)
-    return f"{abs(d):.1f} points {'above' if d >= 0 else 'below'}"
+    """'5.2 points above' / 'below' / 'level with' (accuracy a vs b, in percentage points, 1 decimal)."""
+    d = round(100 * (a - b), 1)
+    if d == 0:
+        return "level with"
+    return f"{abs(d):.1f} points {'above' if d > 0 else 'below'}"
+
+
+def epochs_text(epochs: float) -> str:
+    """1.0 -> '1 epoch', 2.0 -> '2 epochs', 0.5 -> '0.5 epochs'."""
+    e = float(epochs)
+    return f"{e:g} epoch" + ("" if e == 1 else "s")
+
+
+def precision(ft_run) -> str:
+    """The precision the run trained in, from its recorded flags: 'bf16', 'fp16' or 'fp32'."""
+    m = ft_run.metrics
+    return "bf16" if m.get("bf16") else "fp16" if m.get("fp16") else "fp32"
 
 
 def misclassified(att_run) -> dict | None:
@@ -139,8 +166,21 @@ def label_name(i: int) -> str:
     return LABELS[int(i)]
 
 
-def confusion_sentence(ft_run) -> str:
-    """The easiest and hardest class by test F1 and the most confused pair, as a sentence."""
+def mean_pooled(model: str) -> bool:
+    """Whether the encoder was pre-trained to pool a sentence as the mean of its token vectors (not its
+    [CLS] vector): then its [CLS] attention need not behave like BERT's (the chapter's caveat)."""
+    return spec(model).pooling == "mean"
+
+
+def is_assignment_model(model: str) -> bool:
+    return spec(model).assignment
+
+
+def confusion_facts(ft_run) -> dict:
+    """From the test confusion matrix and per-class scores: the classes with the highest and lowest F1
+    (``best``, ``worst`` with ``best_f1``, ``worst_f1``), the pair confused most often in either direction
+    (``pair`` = (class, class), ``ij``/``ji`` its two counts), ``errors`` (all test errors) and ``share``
+    (the pair's share of them)."""
     import numpy as np
 
     per = ft_run.table("per_class")
@@ -149,32 +189,44 @@ def confusion_sentence(ft_run) -> str:
     sym = cm + cm.T
     np.fill_diagonal(sym, -1)
     i, j = np.unravel_index(int(sym.argmax()), sym.shape)
-    return (f"{best['class']} is the easiest class (F1 {best['f1']:.3f}) and {worst['class']} the hardest "
-            f"(F1 {worst['f1']:.3f}); the pair confused most often is {LABELS[i]} and {LABELS[j]} "
-            f"({cm[i, j]} + {cm[j, i]} test items in either direction, "
-            f"{(cm[i, j] + cm[j, i]) / max(int(cm.sum() - np.trace(cm)), 1):.0%} of all {int(cm.sum() - np.trace(cm)):,} "
-            "test errors)")
+    errors = int(cm.sum() - np.trace(cm))
+    return {"best": best["class"], "best_f1": float(best["f1"]), "worst": worst["class"],
+            "worst_f1": float(worst["f1"]), "pair": (LABELS[i], LABELS[j]), "ij": int(cm[i, j]),
+            "ji": int(cm[j, i]), "errors": errors, "share": (cm[i, j] + cm[j, i]) / max(errors, 1)}
 
 
-def js_layer_sentence(att_run) -> str:
-    """Where (by layer) fine-tuning moved attention most, as a sentence."""
+def js_peak_layer(att_run) -> int:
+    """The layer (1-based) with the largest mean Jensen-Shannon divergence between the two models."""
     js = att_run.metrics["js_by_layer"]
-    top = int(max(range(len(js)), key=js.__getitem__)) + 1
-    rising = all(b >= a for a, b in zip(js, js[1:]))
-    shape = ("grows with depth, from the first layer to the last" if rising
-             else f"peaks in layer {top} of {len(js)}")
-    return f"the divergence {shape}"
+    return int(max(range(len(js)), key=js.__getitem__)) + 1
 
 
-def bias_sentence(fs_run) -> str:
+def label_shares(fs_run) -> dict:
+    """Label shares of the few-shot items: ``true``, ``raw`` and ``calibrated`` predictions (each a list
+    over LABELS), the label predicted most often raw (``top_raw``) and the total-variation distance of
+    each prediction share from the true one (``tv_raw``, ``tv_calibrated``: 0 = same shares, 1 = disjoint)."""
+    import numpy as np
+
     m = fs_run.metrics
-    p = m["p_content_free"]
+    labels = fs_run.table("records")["label"].to_numpy()
+    true = np.bincount(labels, minlength=len(LABELS)) / max(len(labels), 1)
+    raw, cal = np.asarray(m["pred_share_raw"]), np.asarray(m["pred_share_calibrated"])
+    top = int(raw.argmax())
+    return {"true": true.tolist(), "raw": raw.tolist(), "calibrated": cal.tolist(), "top_raw": LABELS[top],
+            "top_raw_share": float(raw[top]), "top_raw_true": float(true[top]),
+            "tv_raw": float(np.abs(raw - true).sum() / 2), "tv_calibrated": float(np.abs(cal - true).sum() / 2)}
+
+
+def content_free_top(fs_run) -> tuple[str, float]:
+    """The label the content-free prompts favour most, and its probability."""
+    p = fs_run.metrics["p_content_free"]
     top = max(range(len(p)), key=p.__getitem__)
-    strength = "far from uniform" if max(p) > 0.4 else "not uniform"
-    share = m["pred_share_raw"]
-    over = max(range(len(share)), key=share.__getitem__)
-    return (f"{strength} (most on {LABELS[top]}); uncalibrated, the model predicts {LABELS[over]} for "
-            f"{share[over]:.0%} of the items (a quarter are {LABELS[over]})")
+    return LABELS[top], float(p[top])
+
+
+def quoted(words) -> str:
+    """Label words for a sentence: [' World', ' Sports'] -> '"World", "Sports"'."""
+    return ", ".join(f'"{w.strip()}"' for w in words)
 
 
 def bench_result() -> dict | None:
@@ -187,99 +239,44 @@ def bench_result() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def bench_sentence() -> str:
-    b = bench_result()
-    if b is None:
-        return "The throughput benchmark (bench/bench_bert.py) has not been run on this machine."
-    s, p = b["variants"]["snippet"], b["variants"]["project"]
-    try:
-        bench_model = model_short(b["model"])
-    except Exception:  # a model name the registry does not know: print it as stored
-        bench_model = b["model"]
-    return (f"bench/bench_bert.py trained {bench_model} on {b['device']} with both settings for "
-            f"{s['samples']} samples each: the snippet's settings (batch {s['batch_size']}, {s['precision']}) fed "
-            f"{s['tokens_per_sample']:.0f} tokens per sample of which {s['padding_share']:.0%} padding and ran at "
-            f"{s['samples_per_s']:.1f} samples/s; this chapter's (batch {p['batch_size']}, {p['precision']}, dynamic "
-            f"padding, length-grouped) fed {p['tokens_per_sample']:.0f} tokens per sample with {p['padding_share']:.0%} "
-            f"padding at {p['samples_per_s']:.1f} samples/s, {b['ratio']:.2f} times the throughput.")
+def bench_profile(bench: dict) -> str:
+    """The profile whose fine-tuning config uses the benchmarked model with its real weights, or '' if none."""
+    from .experiments import FINETUNE
+
+    if bench.get("random_weights"):
+        return ""
+    return next((p for p, cfg in FINETUNE.items() if cfg.model == bench["model"]), "")
 
 
-def published_comparison(ft_run) -> str:
-    """How this run differs from published bert-base-uncased, from its config (model and data size)."""
-    cfg, m = ft_run.config, ft_run.metrics
-    share = m["n_train"] / 120_000
-    if cfg["model"] == "bert_base_uncased":
-        return (f"This run uses the same model with {share:.0%} of the 120,000 training rows for "
-                f"{epochs_text(cfg['epochs'])}, so the published figure is the yardstick it should meet.")
-    return (f"The gap has two causes that this run cannot separate: a smaller model "
-            f"({model_short(cfg['model'])}, {m['n_params'] / 1e6:.1f}M parameters against bert-base's 110M, "
-            f"pre-trained as a sentence-embedding model rather than a masked-language model) and "
-            f"{m['n_train']:,} training rows ({share:.1%} of the 120,000) for {epochs_text(cfg['epochs'])}. "
-            f"The full profile measures bert-base-uncased with the same code.")
+def bench_differences(bench: dict, ft_run) -> str:
+    """How the benchmark's 'project' setting differs from this fine-tuning run, as a list for a sentence:
+    'the batch size (64 there, 16 here) and ...'; 'nothing' when it is the run's configuration."""
+    from ..envinfo import device_text
+
+    p, cfg = bench["variants"]["project"], ft_run.config
+    pairs = [("model", model_name(bench["model"]) + (" with random weights" if bench.get("random_weights") else ""),
+              model_name(cfg["model"])),
+             ("batch size", p["batch_size"], cfg["batch_size"]),
+             ("precision", p["precision"], precision(ft_run)),
+             ("device", device_text(bench["device"]), device_text(ft_run.env["device"]))]
+    diff = [f"the {what} ({there} there, {here} here)" for what, there, here in pairs if str(there) != str(here)]
+    if not diff:
+        return "nothing"
+    return diff[0] if len(diff) == 1 else ", ".join(diff[:-1]) + " and " + diff[-1]
 
 
-# ---- prose that must stay true under every profile (offline, full, smoke) -------------------------
-
-FULL_TRAIN_ROWS = 120_000  # AG News's official training split (Zhang et al. 2015), a property of the data set
-CITATION = {"minilm_l6": "@wang2020minilm; @reimers2019sbert", "bert_base_uncased": "@devlin2019bert",
-            "smollm2_135m": "@allal2025smollm2", "gpt2": "@radford2019gpt2"}
-
-
-def model_short(name: str) -> str:
-    """The registry title without its description: 'all-MiniLM-L6-v2', 'bert-base-uncased', 'GPT-2'."""
-    return model_title(name).split(" (")[0]
-
-
-def epochs_text(epochs: float) -> str:
-    """1.0 -> '1 epoch', 2.0 -> '2 epochs', 0.5 -> '0.5 epochs'."""
-    e = float(epochs)
-    return f"{e:g} epoch" + ("" if e == 1 else "s")
-
-
-def precision_text(ft_run) -> str:
-    """Which precision the run trained in, from its recorded flags: 'bf16 autocast', 'fp16 ...', 'fp32'."""
-    m = ft_run.metrics
-    if m.get("bf16"):
-        return "bf16 autocast"
-    if m.get("fp16"):
-        return "fp16 autocast with loss scaling"
-    return "fp32 (no autocast)"
-
-
-def setup_text(ft_run) -> str:
-    """What produced the chapter's numbers: encoder, data size, device, and how it differs from the assignment.
-
-    Markdown (bold, citations): print it from an ``output: asis`` cell, not an inline expression."""
-    cfg, m = ft_run.config, ft_run.metrics
-    name = model_short(cfg["model"])
-    base = (f"**What produced the numbers below.** Profile `{ft_run.profile}`: the encoder is **{name}** [{CITATION.get(cfg['model'], '')}] with "
-            f"{m['n_params']:,} parameters, fine-tuned on {m['n_train']:,} training rows (with "
-            f"{m['n_validation']:,} more held out for validation) for {epochs_text(cfg['epochs'])} on "
-            f"{ft_run.env.get('device', m['device'])}, in {precision_text(ft_run)}, and tested on "
-            f"{m['n_test']:,} rows of the official test split.")
-    if cfg["model"] == "bert_base_uncased":
-        extra = " This is the assignment's model."
-    else:
-        extra = (f" It stands in for the assignment's bert-base-uncased, whose weights the `{ft_run.profile}` "
-                 f"profile cannot download: a smaller BERT ({m['n_params'] / 1e6:.1f}M parameters against 110M) "
-                 "with exactly bert-base-uncased's WordPiece vocabulary. Every number below that a reader could "
-                 f"take for BERT's is {name}'s; the `full` profile runs bert-base-uncased through the same code.")
-    if m["n_train"] < FULL_TRAIN_ROWS and cfg.get("source") != "hub":
-        extra += (f" The {m['n_train'] + m['n_validation']:,} training-file rows are those available offline, "
-                  f"{(m['n_train'] + m['n_validation']) / FULL_TRAIN_ROWS:.1%} of AG News's {FULL_TRAIN_ROWS:,}.")
-    if ft_run.profile == "smoke":
-        extra += " The `smoke` profile runs every cell on a handful of rows: its numbers mean nothing."
-    return base + extra
-
-
-def fewshot_model_text(fs_run) -> str:
-    """The few-shot model with its citation, and whether it is the assignment's GPT-2."""
-    name = fs_run.config["model"]
-    cite = CITATION.get(name, "")
-    if name == "gpt2":
-        return f"GPT-2 [{cite}], the assignment's model,"
-    return (f"{model_short(name)} [{cite}], standing in for the assignment's GPT-2 [@radford2019gpt2] under the "
-            f"`{fs_run.profile}` profile (the `full` profile runs GPT-2),")
+def cls_counts(att_run, k: int = 3) -> dict:
+    """Counted from @tbl-bert-cls at its printed precision (3 decimals): in how many chosen sentences the
+    [CLS] row's mass on [CLS] and [SEP] ``fell`` / ``rose`` / stayed (``same``), of ``n``; and how many of
+    the ``n_top`` top-k tokens are [CLS] or [SEP] before (``special_top_pre``) and after (``special_top_ft``)."""
+    rows = cls_targets(att_run, k)
+    pre = [round(r["special_pre"], 3) for r in rows]
+    ft = [round(r["special_ft"], 3) for r in rows]
+    special = ("[CLS]", "[SEP]")
+    return {"n": len(rows), "fell": sum(b < a for a, b in zip(pre, ft)), "rose": sum(b > a for a, b in zip(pre, ft)),
+            "same": sum(b == a for a, b in zip(pre, ft)), "n_top": sum(len(r["ft"]) for r in rows),
+            "special_top_pre": sum(t in special for r in rows for t in r["pre"]),
+            "special_top_ft": sum(t in special for r in rows for t in r["ft"])}
 
 
 def cls_targets(att_run, k: int = 3) -> list[dict]:
@@ -294,9 +291,9 @@ def cls_targets(att_run, k: int = 3) -> list[dict]:
         ft = np.asarray(att_run.arrays["chosen_ft_last"][i])[:, 0, :n].mean(0)
         toks = list(row["tokens"])
         top = lambda v: [toks[j] for j in np.argsort(v)[::-1][:k]]  # noqa: E731
+        special = [j for j, t in enumerate(toks) if t in ("[CLS]", "[SEP]")]
         out.append({"i": i + 1, "pre": top(pre), "ft": top(ft), "rose": top(ft - pre),
-                    "special_pre": float(pre[[j for j, t in enumerate(toks) if t in ("[CLS]", "[SEP]")]].sum()),
-                    "special_ft": float(ft[[j for j, t in enumerate(toks) if t in ("[CLS]", "[SEP]")]].sum())})
+                    "special_pre": float(pre[special].sum()), "special_ft": float(ft[special].sum())})
     return out
 
 
@@ -311,18 +308,6 @@ def cls_table(att_run, k: int = 3) -> pd.DataFrame:
         "special, pre": [r["special_pre"] for r in rows],
         "special, ft": [r["special_ft"] for r in rows],
     })
-
-
-def cls_sentence(att_run) -> str:
-    """What the [CLS]-row table shows, counted from it (a sentence for the chapter)."""
-    rows = cls_targets(att_run)
-    fell = sum(r["special_ft"] < r["special_pre"] for r in rows)
-    m = att_run.metrics
-    return (f"in {fell} of the {len(rows)} chosen sentences the [CLS] row's mass on [CLS] and [SEP] fell "
-            f"after fine-tuning, and the tokens it attends to most are then mostly words of the headline; over the "
-            f"{m['n_sentences']} sampled sentences the last layer's mass on punctuation "
-            f"{change(m['punct_pre_last'], m['punct_ft_last'])}, so the attention that left the special tokens "
-            "did not go to punctuation")
 
 
 # ---- HTML attention explorer (lab/attention.js) -------------------------------------------------
@@ -373,18 +358,12 @@ def explorer_data(att_run) -> dict:
         raise ValueError(f"bert_attention run {att_run.key} has no chosen sentences to explore")
     layers = sentences[0]["maps"]["pre"]
     n_layers, n_heads = len(layers), len(layers[0]) - 1  # the last "head" is the average
-    ft_model = model_short(att_run.config["finetune"]["model"])
+    ft_model = model_name(att_run.config["finetune"]["model"])
     return {"model": ft_model, "n_layers": int(n_layers), "n_heads": int(n_heads), "scale": scale,
             "decimals": EXPLORER_DECIMALS, "sentences": sentences}
 
 
 def attention_explorer(att_run) -> str:
-    """Markdown for the HTML-only attention explorer (``output: asis``); the PDF shows nothing."""
-    data = explorer_data(att_run)
-    note = (f"**Attention explorer.** Pick a chosen sentence, a layer (1 to {data['n_layers']}) and a head "
-            f"(1 to {data['n_heads']}, or their average): the pre-trained and the fine-tuned {data['model']} "
-            "are drawn side by side on one colour scale (rows: query tokens, columns: key tokens). Hover or "
-            "focus a token to highlight its row in both maps and list where it attends; the values are the "
-            f"stored run's, rounded to {data['decimals']} decimals.")
-    return widget("attention", data, label="Attention explorer: pre-trained vs fine-tuned, any layer and head",
-                  note=note)
+    """Markdown for the HTML-only attention explorer (``output: asis``); the PDF shows nothing. Its
+    explanation is in the chapter, above the cell."""
+    return widget("attention", explorer_data(att_run), label="Attention explorer")
