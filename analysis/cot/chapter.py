@@ -188,7 +188,7 @@ def top_letter(run, condition: str) -> dict:
     return {"letter": letter, "share": pct(df.loc[letter, condition] / n), "gold": pct(df.loc[letter, "gold"] / n)}
 
 
-def by_group_table(run, top: int = 12) -> pd.DataFrame:
+def by_group_table(run, top: int = 10) -> pd.DataFrame:
     df = run.table("by_group").sort_values("n", ascending=False).head(top)
     out = df[["group", "n", "acc_direct", "acc_cot", *FLIPS]].copy()
     out["acc_direct"] = out["acc_direct"].map(pct)

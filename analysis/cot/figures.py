@@ -32,7 +32,7 @@ FLIP_COLORS = {"flip_to_correct": "#2a9d8f", "flip_to_incorrect": "#e76f51",
 def flip_bars(run):
     """Bar plot of the four flip counts (direct answer -> CoT answer)."""
     counts = [run.metrics[f"n_{k}"] for k in FLIPS]
-    fig, ax = _subplots(figsize=(TEXT_WIDTH, 3.2))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.6))
     bars = ax.bar([FLIP_LABELS[k] for k in FLIPS], counts, color=[FLIP_COLORS[k] for k in FLIPS])
     ax.bar_label(bars, padding=2, fontsize=FONT + 1)
     ax.set_ylabel("questions")
@@ -41,14 +41,14 @@ def flip_bars(run):
     return _finish(fig, ax)
 
 
-def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 10):
+def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 8):
     """Accuracy without and with CoT for the largest groups (subject, topic or question stem)."""
     df = run.table(table).sort_values("n", ascending=False).head(top).iloc[::-1]
-    fig, ax = _subplots(figsize=(TEXT_WIDTH, 0.42 * len(df) + 1.4))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 0.3 * len(df) + 1.1))
     y = np.arange(len(df))
     ax.barh(y + 0.2, df["acc_direct"], height=0.4, label="without CoT", color="#9e9e9e")
     ax.barh(y - 0.2, df["acc_cot"], height=0.4, label="with CoT", color="#2a9d8f")
-    labels = [f"{str(g).removeprefix('stem: ')[:40]} (n={n})" for g, n in zip(df[key], df["n"])]
+    labels = [f"{_short(str(g).removeprefix('stem: '), 40)} (n={n})" for g, n in zip(df[key], df["n"])]
     ax.set_yticks(y, labels, fontsize=FONT)
     ax.axvline(0.25, color="k", lw=0.8, ls=":", label="chance (1/4)")
     ax.set_xlim(0, 1)
@@ -63,7 +63,7 @@ def early_answering(run):
     agree = pd.to_numeric(probe["agree"], errors="coerce").astype(float)
     agree_all = pd.to_numeric(probe.get("agree_all_cuts", pd.Series([np.nan] * len(probe))), errors="coerce")
     n_all = pd.to_numeric(probe.get("n_all_cuts", pd.Series([0] * len(probe))), errors="coerce").fillna(0)
-    fig, ax = _subplots(figsize=(TEXT_WIDTH, 3.2))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.7))
     ax.plot(probe["steps_kept"], agree, "o-", color="#264653", label="all items with that cut")
     if n_all.max() > 0:
         ax.plot(probe["steps_kept"], agree_all.astype(float), "s--", color="#e9c46a",
@@ -84,7 +84,7 @@ def early_answering(run):
 def letter_distribution(run):
     """How often each letter is the gold answer and each condition's prediction."""
     df = run.table("letters")
-    fig, ax = _subplots(figsize=(TEXT_WIDTH, 3.0))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.5))
     x = np.arange(len(df))
     for off, col, color, label in [(-0.27, "gold", "#264653", "gold"), (0, "direct", "#9e9e9e", "without CoT"),
                                    (0.27, "cot", "#2a9d8f", "with CoT")]:
@@ -92,6 +92,11 @@ def letter_distribution(run):
     ax.set_xticks(x, df["letter"])
     ax.set_ylabel("questions")
     return _finish(fig, ax, legend_loc="above")
+
+
+def _short(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _finish(fig, ax, legend_loc: str | None = None):
