@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -217,3 +218,14 @@ def test_a_label_outside_its_category_is_an_error(tmp_path, monkeypatch):
     run, _ = _annotated_run(tmp_path, monkeypatch, labels)
     with pytest.raises(ValueError, match="labels not defined for their category"):
         ch.annotations(run)
+
+
+def test_stored_text_prints_as_itself_in_markdown():
+    """Model outputs are data: no emphasis, code, math, citation, link or HTML may come out of them."""
+    raw = "costs $5 and $6, `x`, @key [l](u) *b* _c_ \\ ~s~ ^t^ #h | <b> & 'None'\nnext"
+    md = ch._md_escape(raw)
+    assert "\n" not in md and " ⏎ " in md
+    assert "<b>" not in md and "&lt;b&gt;" in md and "&amp;" in md
+    unescaped = re.sub(r"\\.", "", md)  # drop every backslash-escaped character
+    assert not set("$`@[]*_~^#|\\") & set(unescaped)
+    assert "'None'" in md  # quotes stay quotes (the book's check reads &#x27;None&#x27; as a raw None)

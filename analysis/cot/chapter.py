@@ -4,6 +4,7 @@ run (the narrative is in chapters/04-chain-of-thought.qmd and appendices/cot-out
 from __future__ import annotations
 
 import html
+import re
 import textwrap
 
 import numpy as np
@@ -321,9 +322,17 @@ def _str(x) -> str | None:
     return x if isinstance(x, str) and x else None
 
 
+# Markdown punctuation a stored text may contain that Pandoc would read as markup: emphasis, code,
+# links, math ($), citations (@), tables (|), sub/superscript, headings. Backslash-escaped, they
+# print as themselves (Pandoc lets any ASCII punctuation be escaped).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]$|~^#@])")
+
+
 def _md_escape(text) -> str:
+    """A stored text (question, option, model output, note) as inline Markdown that prints as
+    itself: HTML-escaped (&, <, >), Markdown punctuation backslash-escaped, line breaks as ⏎."""
     text = "" if text is None else str(text)
-    return html.escape(text).replace("\n", " ⏎ ").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ⏎ ")
 
 
 def examples_text(run, category: str, limit: int | None = None) -> str:
