@@ -359,8 +359,9 @@ def examples_text(run, category: str, limit: int | None = None) -> str:
         flag = " ⚠ the reasoning's last step names another option." if r["reasoning_answer_mismatch"] else ""
         probe = ""
         if r["in_probe"]:
-            probe = " Early answers after 0/1/2/3 steps: " + "/".join(
-                _str(r.get(f"probe_k{k}")) or "–" for k in range(4)) + "."
+            cuts = range(int(run.config["probe_steps"]) + 1)
+            probe = f" Early answers after {'/'.join(map(str, cuts))} steps: " + "/".join(
+                _str(r.get(f"probe_k{k}")) or "–" for k in cuts) + "."
         blocks.append(
             f"- **{_md_escape(r['id'])}**{where}: {_md_escape(r['question'])}"
             + (f" *Context:* {_md_escape(r['hint'])}" if _str(r["hint"]) else "")
