@@ -16,8 +16,6 @@ from .compute import ANCHORS, _direct_prefix
 from .extract import INVALID
 from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
 
-__all__ = ["ANCHORS", "FLIPS", "FLIP_TITLES", "LABELS"]  # re-exported for the chapter and scripts
-
 
 def load(profile: str | None = None):
     import analysis.cot.experiments  # noqa: F401  (registers the experiment)
@@ -479,12 +477,6 @@ def label_counts(run, category: str) -> dict:
         out[label] = int((d["label"] == label).sum())
     return out
 
-
-def label_ids(run, category: str, label: str, limit: int = 3) -> str:
-    """Up to ``limit`` ids of sampled chains with ``label``, for prose (the appendix lists them)."""
-    d = annotations(run)
-    ids = list(d[(d["flip"] == category) & (d["label"] == label)]["id"])[:limit]
-    return ", ".join(ids) if ids else "none"
 
 def label_count(run, category: str, label: str | None = None) -> int:
     """How many sampled chains of ``category`` carry ``label`` (None: how many were labelled at all)."""
