@@ -33,3 +33,35 @@ def test_all_invalid_figures_draw():
         fig.canvas.draw()  # renders: a None reaching matplotlib would raise here
     texts = [t.get_text() for t in figures.early_answering(run).axes[0].texts]
     assert any("no valid final CoT answer" in t for t in texts)
+
+
+def _texts(fig):
+    """Every visible text artist of a figure (tick labels, titles, legends, annotations)."""
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+def test_figures_print_at_page_size_with_readable_labels():
+    """Drawn no wider than the PDF text width, so sizes are page sizes; every label >= 7 pt."""
+    run = FakeRun()
+    for fig in (figures.early_answering(run), figures.flip_bars(run), figures.letter_distribution(run),
+                figures.accuracy_by_group(run)):
+        assert fig.get_figwidth() <= figures.TEXT_WIDTH
+        small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig) if t.get_fontsize() < 7]
+        assert not small
+
+
+def test_flip_bars_title_names_the_model_not_its_id():
+    title = figures.flip_bars(FakeRun()).axes[0].get_title()
+    assert "FLAN-T5-base" in title and "flan_t5_base" not in title
+
+
+def test_legends_sit_above_the_bars():
+    """The legend of the bar charts is outside the axes: it cannot cover a bar."""
+    run = FakeRun()
+    for fig in (figures.accuracy_by_group(run), figures.letter_distribution(run)):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent()
+        assert legend.y0 >= ax.get_window_extent().y1 - 1

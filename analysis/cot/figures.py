@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..models import spec
 from .scoring import FLIPS
+
+# Figures are drawn at most TEXT_WIDTH inches wide, the A4 PDF's text width, so they print at their
+# drawn size and a FONT-point label stays FONT points on the page (the house minimum is 7).
+TEXT_WIDTH = 5.6
+FONT = 8
 
 def _subplots(**kwargs):
     """pyplot subplots, closed at once: a kernel displays the returned figure once, not twice
@@ -26,28 +32,28 @@ FLIP_COLORS = {"flip_to_correct": "#2a9d8f", "flip_to_incorrect": "#e76f51",
 def flip_bars(run):
     """Bar plot of the four flip counts (direct answer -> CoT answer)."""
     counts = [run.metrics[f"n_{k}"] for k in FLIPS]
-    fig, ax = _subplots(figsize=(6, 3.4))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.6))
     bars = ax.bar([FLIP_LABELS[k] for k in FLIPS], counts, color=[FLIP_COLORS[k] for k in FLIPS])
-    ax.bar_label(bars, padding=2)
+    ax.bar_label(bars, padding=2, fontsize=FONT + 1)
     ax.set_ylabel("questions")
     ax.set_ylim(0, max(counts + [1]) * 1.18)
-    ax.set_title(f"{run.metrics['n']} questions, {run.config['model']}", fontsize=9)
+    ax.set_title(f"{run.metrics['n']} questions, {spec(run.config['model']).display}", fontsize=FONT + 1)
     return _finish(fig, ax)
 
 
-def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 10):
+def accuracy_by_group(run, table: str = "by_group", key: str = "group", top: int = 8):
     """Accuracy without and with CoT for the largest groups (subject, topic or question stem)."""
     df = run.table(table).sort_values("n", ascending=False).head(top).iloc[::-1]
-    fig, ax = _subplots(figsize=(7, 0.42 * len(df) + 1.2))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 0.3 * len(df) + 1.1))
     y = np.arange(len(df))
     ax.barh(y + 0.2, df["acc_direct"], height=0.4, label="without CoT", color="#9e9e9e")
     ax.barh(y - 0.2, df["acc_cot"], height=0.4, label="with CoT", color="#2a9d8f")
-    labels = [f"{str(g)[:48]} (n={n})" for g, n in zip(df[key], df["n"])]
-    ax.set_yticks(y, labels, fontsize=8)
+    labels = [f"{_short(str(g).removeprefix('stem: '), 40)} (n={n})" for g, n in zip(df[key], df["n"])]
+    ax.set_yticks(y, labels, fontsize=FONT)
     ax.axvline(0.25, color="k", lw=0.8, ls=":", label="chance (1/4)")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
-    return _finish(fig, ax, legend_loc="lower right")
+    return _finish(fig, ax, legend_loc="above")
 
 
 def early_answering(run):
@@ -57,17 +63,17 @@ def early_answering(run):
     agree = pd.to_numeric(probe["agree"], errors="coerce").astype(float)
     agree_all = pd.to_numeric(probe.get("agree_all_cuts", pd.Series([np.nan] * len(probe))), errors="coerce")
     n_all = pd.to_numeric(probe.get("n_all_cuts", pd.Series([0] * len(probe))), errors="coerce").fillna(0)
-    fig, ax = _subplots(figsize=(5.5, 3.4))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.7))
     ax.plot(probe["steps_kept"], agree, "o-", color="#264653", label="all items with that cut")
     if n_all.max() > 0:
         ax.plot(probe["steps_kept"], agree_all.astype(float), "s--", color="#e9c46a",
                 label=f"items with all cuts (n={int(n_all.max())})")
     for k, a, n in zip(probe["steps_kept"], agree, probe["n"]):
         if np.isfinite(a):
-            ax.annotate(f"n={n}", (k, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+            ax.annotate(f"n={n}", (k, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=FONT)
     if not np.isfinite(agree).any():
         ax.text(0.5, 0.5, "no valid final CoT answer to compare with", transform=ax.transAxes,
-                ha="center", va="center", fontsize=9, color="#666666")
+                ha="center", va="center", fontsize=FONT + 1, color="#666666")
     ax.set_xticks(probe["steps_kept"])
     ax.set_xlabel("reasoning steps kept before asking for the answer")
     ax.set_ylabel("agrees with final CoT answer")
@@ -78,20 +84,31 @@ def early_answering(run):
 def letter_distribution(run):
     """How often each letter is the gold answer and each condition's prediction."""
     df = run.table("letters")
-    fig, ax = _subplots(figsize=(6, 3.2))
+    fig, ax = _subplots(figsize=(TEXT_WIDTH, 2.5))
     x = np.arange(len(df))
     for off, col, color, label in [(-0.27, "gold", "#264653", "gold"), (0, "direct", "#9e9e9e", "without CoT"),
                                    (0.27, "cot", "#2a9d8f", "with CoT")]:
         ax.bar(x + off, df[col], width=0.27, color=color, label=label)
     ax.set_xticks(x, df["letter"])
     ax.set_ylabel("questions")
-    return _finish(fig, ax, legend_loc="best")
+    return _finish(fig, ax, legend_loc="above")
+
+
+def _short(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _finish(fig, ax, legend_loc: str | None = None):
-    """The house style of every figure: small legend (if any), no top/right spines, tight layout."""
-    if legend_loc:
-        ax.legend(fontsize=8, loc=legend_loc)
+    """The house style of every figure: legend (if any) and tick labels at FONT points or more, no
+    top/right spines, tight layout."""
+    if legend_loc == "above":  # one row above the axes: inside them it would cover the tallest bars
+        ax.legend(fontsize=FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    elif legend_loc:
+        ax.legend(fontsize=FONT, loc=legend_loc)
+    ax.tick_params(labelsize=FONT)
+    ax.xaxis.label.set_size(FONT + 1)
+    ax.yaxis.label.set_size(FONT + 1)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
