@@ -1,4 +1,8 @@
-"""The environment a run used, and the tables the preface shows (produced, never typed)."""
+"""The environment a run used: versions, device, platform, commit (stored with every run).
+
+Imports no experiment, chapter or book module: ``experiments`` imports this one. The book's tables
+of this information are in ``analysis.preface``.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +64,26 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def github_repo(remote: str | None = None) -> str | None:
+    """"owner/repo" of a GitHub remote URL (https or ssh form), else None.
+
+    ``remote`` defaults to ``git config --get remote.origin.url`` of the project; accepted forms:
+    https://github.com/owner/repo(.git), git@github.com:owner/repo(.git), ssh://git@github.com/owner/repo.
+    """
+    import re
+
+    if remote is None:
+        try:
+            out = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=PROJECT_ROOT,
+                                 capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        remote = out.stdout.strip()
+    match = re.fullmatch(r"(?:https?://(?:[^@/]+@)?|ssh://git@|git@)github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?",
+                         remote.strip())
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
 def run_environment(config=None) -> dict:
     """What is stored with every run: versions, device, seed, platform, commit."""
     seed = getattr(config, "seed", None) if dataclasses.is_dataclass(config) else None
@@ -74,32 +98,3 @@ def run_environment(config=None) -> dict:
         "packages": package_versions(),
         "argv": sys.argv[:1],
     }
-
-
-def models_table(profile: str | None = None):
-    """One row per model the profile's experiments use: name, role, source, note."""
-    import pandas as pd
-
-    from . import experiments
-    from .models import spec
-    from .preface import chapter_number
-    from .profiles import active_profile
-
-    profile = active_profile(profile)
-    rows = []
-    for exp in experiments.load_all().values():
-        if profile not in exp.configs:
-            continue
-        for name in exp.models(exp.configs[profile]):
-            model = spec(name)
-            rows.append({"Ch.": chapter_number(exp.chapter), "Model": model.title,
-                         "Weights from": model.source,
-                         "Data": exp.data_description(exp.configs[profile])})
-    return pd.DataFrame(rows).drop_duplicates(subset=["Ch.", "Model"]).sort_values("Ch.", kind="stable")
-
-
-def packages_table():
-    import pandas as pd
-
-    versions = {"python": platform.python_version(), **package_versions()}
-    return pd.DataFrame([{"Package": k, "Version": v or "not installed"} for k, v in versions.items()])

