@@ -64,26 +64,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def github_repo(remote: str | None = None) -> str | None:
-    """"owner/repo" of a GitHub remote URL (https or ssh form), else None.
-
-    ``remote`` defaults to ``git config --get remote.origin.url`` of the project; accepted forms:
-    https://github.com/owner/repo(.git), git@github.com:owner/repo(.git), ssh://git@github.com/owner/repo.
-    """
-    import re
-
-    if remote is None:
-        try:
-            out = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=PROJECT_ROOT,
-                                 capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        remote = out.stdout.strip()
-    match = re.fullmatch(r"(?:https?://(?:[^@/]+@)?|ssh://git@|git@)github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?",
-                         remote.strip())
-    return f"{match.group(1)}/{match.group(2)}" if match else None
-
-
 def run_environment(config=None) -> dict:
     """What is stored with every run: versions, device, seed, platform, commit."""
     seed = getattr(config, "seed", None) if dataclasses.is_dataclass(config) else None

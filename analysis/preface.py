@@ -14,7 +14,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from . import experiments
-from .envinfo import device_description, device_text, github_repo, package_versions
+from .envinfo import device_description, device_text, package_versions
+from .repo import NOTEBOOK, colab_url
 from .models import spec
 from .profiles import DESCRIPTIONS, PROFILES, active_profile
 from .store import Run, Store
@@ -22,7 +23,6 @@ from .store import Run, Store
 __all__ = ["profiles_table", "runs_table", "models_table", "packages_table", "device_description",
            "total_minutes", "deviations", "Deviation", "colab_url", "NOTEBOOK"]
 
-NOTEBOOK = "notebooks/colab_full.ipynb"  # the full profile's hand-in notebook (path in the repository)
 
 # Task 3.3's Trainer settings as the assignment states them (../shared/ASSIGNMENT.md).
 ASSIGNMENT_TRAINER = {"epochs": 3, "batch_size": 16, "learning_rate": 2e-5}
@@ -158,11 +158,5 @@ def _num(x: float) -> str:
     return text.replace("e-0", "e-").replace("e+0", "e+")
 
 
-# --- the Colab link ----------------------------------------------------------------------------
+# the Colab link: ``colab_url`` and ``NOTEBOOK`` come from analysis.repo (the git remote), imported above
 
-
-def colab_url(repo: str | None = None, branch: str = "main") -> str | None:
-    """The "Open in Colab" URL of the hand-in notebook on GitHub, from the repository's git remote
-    (``envinfo.github_repo``: "owner/repo"), or None when the repository has no GitHub remote."""
-    repo = repo or github_repo()
-    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{NOTEBOOK}" if repo else None

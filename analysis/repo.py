@@ -11,29 +11,36 @@ from pathlib import Path
 
 from .paths import PROJECT_ROOT
 
-_GITHUB = re.compile(r"github\.com[:/](?P<owner>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?$")
+NOTEBOOK = "notebooks/colab_full.ipynb"  # the hand-in notebook (the full profile on a Colab GPU)
+_GITHUB = re.compile(r"(?:https?://(?:[^@/]+@)?|ssh://git@|git@)github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?")
 
 
-def github_slug(root: Path = PROJECT_ROOT) -> str | None:
-    """``owner/repo`` of the ``origin`` remote when it is on GitHub (https or ssh form), else None."""
-    try:
-        url = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _GITHUB.search(url)
-    return f"{match['owner']}/{match['repo']}" if match else None
+def github_slug(remote: str | None = None, root: Path = PROJECT_ROOT) -> str | None:
+    """"owner/repo" of a GitHub remote URL, else None.
+
+    ``remote`` defaults to ``git config --get remote.origin.url`` of the project; accepted forms:
+    https://github.com/owner/repo(.git), git@github.com:owner/repo(.git), ssh://git@github.com/owner/repo.
+    """
+    if remote is None:
+        try:
+            remote = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=root, capture_output=True,
+                                    text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+    match = _GITHUB.fullmatch(remote.strip())
+    return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
-def colab_url(notebook: str = "notebooks/colab_full.ipynb", branch: str = "main", root: Path = PROJECT_ROOT) -> str | None:
-    """The Open-in-Colab link of a notebook of this repository, or None without a GitHub remote."""
-    slug = github_slug(root)
-    return f"https://colab.research.google.com/github/{slug}/blob/{branch}/{notebook}" if slug else None
+def colab_url(repo: str | None = None, branch: str = "main", notebook: str = NOTEBOOK) -> str | None:
+    """The Open-in-Colab link of a notebook of this repository (``repo``: "owner/repo", default from
+    the git remote), or None without a GitHub remote."""
+    repo = repo or github_slug()
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{notebook}" if repo else None
 
 
-def colab_hint(notebook: str = "notebooks/colab_full.ipynb", root: Path = PROJECT_ROOT) -> str:
+def colab_hint(notebook: str = NOTEBOOK) -> str:
     """One sentence: the notebook's Colab link, or how to open it without a GitHub remote."""
-    url = colab_url(notebook, root=root)
+    url = colab_url(notebook=notebook)
     if url:
         return f"open {url} (Runtime > Change runtime type > GPU, then Runtime > Run all)"
     return (f"open {notebook} in Colab (colab.research.google.com > File > Upload notebook, or push this repository "

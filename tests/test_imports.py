@@ -84,5 +84,5 @@ def test_the_check_finds_a_circle(tmp_path):
     (pkg / "sub" / "b.py").write_text("import importlib\nimportlib.import_module('analysis.a')\n")
     (pkg / "c.py").write_text("from . import a\n")
     graph = import_graph(pkg)
-    assert "analysis.sub.b" in graph["analysis.a"] and graph["analysis.c"] == {"analysis.a"}
+    assert "analysis.sub.b" in graph["analysis.a"] and "analysis.a" in graph["analysis.c"]
     assert cycles(graph) == [["analysis.a", "analysis.sub.b"]]

@@ -10,12 +10,12 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from analysis import envinfo, experiments, preface
+from analysis import envinfo, experiments, preface, repo
 from analysis.models import MODELS, spec
 from analysis.paths import PROJECT_ROOT
 
 
-@pytest.mark.parametrize("remote, repo", [
+@pytest.mark.parametrize("remote, slug", [
     ("https://github.com/group-7/dl-assignment.git", "group-7/dl-assignment"),
     ("https://github.com/group-7/dl.assignment", "group-7/dl.assignment"),
     ("https://user@github.com/o/r/", "o/r"),
@@ -25,8 +25,8 @@ from analysis.paths import PROJECT_ROOT
     ("/srv/git/r.git", None),
     ("", None),
 ])
-def test_github_repo_parses_https_and_ssh_remotes(remote, repo):
-    assert envinfo.github_repo(remote) == repo
+def test_github_slug_parses_https_and_ssh_remotes(remote, slug):
+    assert repo.github_slug(remote) == slug
 
 
 def test_colab_url_from_the_remote_or_none(monkeypatch):
@@ -34,7 +34,7 @@ def test_colab_url_from_the_remote_or_none(monkeypatch):
     assert (url.scheme, url.netloc) == ("https", "colab.research.google.com")
     assert url.path == f"/github/o/r/blob/main/{preface.NOTEBOOK}"
     assert (PROJECT_ROOT / preface.NOTEBOOK).is_file()
-    monkeypatch.setattr(preface, "github_repo", lambda: None)
+    monkeypatch.setattr(repo, "github_slug", lambda *a, **k: None)
     assert preface.colab_url() is None  # no remote: the preface gives the path, never a placeholder
 
 
