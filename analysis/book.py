@@ -232,7 +232,8 @@ def _output_text(cell) -> str:
         else:
             if "text/plain" in data and not set(data) & {"image/png", "image/svg+xml", "image/jpeg"}:
                 parts.append(data["text/plain"] if isinstance(data["text/plain"], str) else "".join(data["text/plain"]))
-    return "".join(parts)
+    # a widget's inline data (<script type="application/json">) is read by its script, not by a reader
+    return re.sub(r"(?is)<script\b.*?</script>", " ", "".join(parts))
 
 
 def _html_text(html_source: str) -> str:

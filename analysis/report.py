@@ -92,20 +92,25 @@ def fmt_cell(x, digits: int = 3, integer: bool = False) -> str:
     return str(x)
 
 
-def md_table(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None):
+def md_table(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None,
+             markup: tuple[str, ...] = ()):
     """A DataFrame as a pipe table that Quarto cross-references (use under a ``tbl-`` label).
 
     ``digits``: decimals for float columns, one number or a dict ``{column: digits}`` (other columns
     get 3). Columns of whole numbers print as integers, missing values as an em dash, numeric
     columns are right-aligned, text columns left-aligned. ``widths``: relative column widths (any scale); the table then spans
     the text width and its cells wrap, which keeps wide tables inside the PDF page.
+    Every text cell is data (``escape_md``: a news text, a question, a file name prints literally,
+    whatever it holds) except in the ``markup`` columns, whose cells the package writes as markdown
+    (emphasis, code, cross-references); headers are the package's and are markdown.
     """
     from IPython.display import Markdown
 
-    return Markdown(md_table_text(df, digits=digits, index=index, widths=widths))
+    return Markdown(md_table_text(df, digits=digits, index=index, widths=widths, markup=markup))
 
 
-def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None) -> str:
+def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None,
+                  markup: tuple[str, ...] = ()) -> str:
     """The markdown text of :func:`md_table` (testable without IPython)."""
     if index:
         df = df.reset_index()
@@ -118,12 +123,18 @@ def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[
         numeric = all((isinstance(v, numbers.Real) and not isinstance(v, bool)) or _is_missing(v)
                       for v in values) and any(
             not _is_missing(v) for v in values)
-        cols_text.append([fmt_cell(v, d, integer) for v in values])
+        cells = [fmt_cell(v, d, integer) for v in values]
+        if not numeric and name not in markup:
+            cells = [c if _is_missing(v) else escape_md(c) for c, v in zip(cells, values)]
+        cols_text.append(cells)
         align.append("right" if numeric else "left")
+    unknown = set(markup) - set(header)
+    if unknown:
+        raise ValueError(f"md_table: markup columns {sorted(unknown)} are not in the table")
     rows = [list(r) for r in zip(*cols_text)] if cols_text else []
-    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731  (escape_md already escaped data's |)
     header = [esc(h) for h in header]
-    rows = [[esc(c) for c in r] for r in rows]
+    rows = [[esc(c) if "\\|" not in c else c.replace("\n", " ") for c in r] for r in rows]
     n = len(header)
     if widths is not None:
         if len(widths) != n:

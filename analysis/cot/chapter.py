@@ -3,15 +3,13 @@ run (the narrative is in chapters/04-chain-of-thought.qmd and appendices/cot-out
 
 from __future__ import annotations
 
-import html
-import re
 import textwrap
 
 import numpy as np
 import pandas as pd
 
 from ..models import spec
-from ..report import MISSING, pct
+from ..report import MISSING, escape_md, pct
 from .compute import ANCHORS, _direct_prefix
 from .extract import INVALID
 from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
@@ -320,17 +318,10 @@ def _str(x) -> str | None:
     return x if isinstance(x, str) and x else None
 
 
-# Markdown punctuation a stored text may contain that Pandoc would read as markup: emphasis, code,
-# links, math ($), citations (@), tables (|), sub/superscript, headings. Backslash-escaped, they
-# print as themselves (Pandoc lets any ASCII punctuation be escaped).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]$|~^#@])")
-
-
 def _md_escape(text) -> str:
-    """A stored text (question, option, model output, note) as inline Markdown that prints as
-    itself: HTML-escaped (&, <, >), Markdown punctuation backslash-escaped, line breaks as ⏎."""
-    text = "" if text is None else str(text)
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ⏎ ")
+    """A stored text (question, option, model output, note) as inline Markdown that prints as itself
+    in every format (``report.escape_md``), line breaks as ⏎."""
+    return escape_md("" if text is None else text, newlines=" ⏎ ")
 
 
 def examples_text(run, category: str, limit: int | None = None) -> str:
