@@ -85,3 +85,20 @@ def test_code_block_cannot_be_closed_by_its_text():
     fence = block.splitlines()[0]
     assert fence == "`" * 6 and block.splitlines()[-1] == fence
     assert all(len(line) <= 10 for line in block.splitlines()[1:-1])
+
+
+def test_md_table_cells_are_data_unless_declared_markup():
+    import pandas as pd
+    import pytest
+
+    from analysis.report import md_table_text
+
+    df = pd.DataFrame({"text": ["<img src=x onerror=alert(1)> | [x](javascript:alert(1))", None],
+                       "n": [1, 2], "label": ["**bold** `code`", "@sec-x"]})
+    md = md_table_text(df, markup=("label",))
+    rows = md.splitlines()[2:]
+    assert rows[0].startswith("| \\<img src\\=x onerror\\=alert\\(1\\)\\> \\| \\[x\\]\\(javascript\\:alert\\(1\\)\\) | 1 |")
+    assert rows[0].endswith("| **bold** `code` |") and rows[1].endswith("| @sec-x |")
+    assert "| — |" in rows[1]  # missing stays the em dash
+    with pytest.raises(ValueError, match="not in the table"):
+        md_table_text(df, markup=("nope",))
