@@ -9,9 +9,11 @@ from . import prompts as P
 PRED_COLOR = (0.95, 0.25, 0.2)
 GT_COLOR = "#2bd92b"
 
-# Printed size: the PDF's text is about 16 cm (6.3 in) wide and figures are not scaled up, so a figure
-# at most WIDTH inches wide prints at its own size and every font size below is its printed size.
-WIDTH = 6.3
+# Printed size: the PDF's text block is 425 pt (5.9 in) wide (A4, the book template's margins; measured
+# in the rendered PDF) and Typst scales a wider image down to it but never scales one up. So a figure
+# at most WIDTH inches wide, saved with a tight bounding box no wider, prints at its own size and every
+# font size below is its printed size (at 6.3 in, 7 pt printed as 6.6 pt).
+WIDTH = 5.9
 RC = {"font.size": 8, "axes.titlesize": 7.5, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
       "legend.fontsize": 7, "figure.titlesize": 8}
 # Short strategy names for panel titles (the tables use the registry's full labels).
@@ -130,7 +132,7 @@ def examples_grid(run, roles=("typical", "worst"), strategies=None):
             show_mask(ax, pred); show_contour(ax, gt); show_prompts(ax, _prompt_rows(run, ex["slot"], s)); _blank(ax)
             ax.set_title(f"{_short(s)}\nF1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(f"{ex['role']}: {ex['name']}", fontsize=7)
+                ax.set_ylabel(f"{ex['role']}\n{ex['name']}", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -224,7 +226,8 @@ def demo(auto_run):
         show_prompts(axes[1, j], [{"box": r["box"]}] if r["box"] else [])
         axes[2, j].imshow(a["demo_auto"][j], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         tb = {1: "TB", 0: "normal"}.get(r["tb"], "?")
-        axes[0, j].set_title(f"{r['name']} ({r['source']}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=7)
+        source = {"MCU": "Montgomery", "CHN": "Shenzhen"}.get(r["source"], r["source"])
+        axes[0, j].set_title(f"{r['name']}\n({source}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=7)
         axes[1, j].set_title(f"box: F1 {r['f1_box']:.2f}", fontsize=7)
         axes[2, j].set_title(f"automatic: {r['n_auto_masks']} masks", fontsize=7)
     for i, mode in enumerate(("point", "box", "automatic")):
