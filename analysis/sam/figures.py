@@ -98,7 +98,7 @@ def overlay(run, role: str = "example", strategy: str | None = None):
     a = run.arrays
     s = _strategies(run).index(strategy)
     img, gt, pred = a["ex_images"][ex["slot"]], a["ex_gt"][ex["slot"]], a["ex_pred"][ex["slot"], s]
-    fig, axes = _subplots(1, 3, figsize=(WIDTH, 2.6))
+    fig, axes = _subplots(1, 3, figsize=(WIDTH * 0.85, 2.2))
     for ax in axes:
         ax.imshow(img, cmap="gray", vmin=0, vmax=255); _blank(ax)
     axes[0].set_title("input (uint8 RGB)")
@@ -167,7 +167,7 @@ def gallery(run):
 def robustness(curves_df):
     """F1 vs box jitter and vs points per lung: mean with 95% bootstrap band (from chapter.curve_summary)."""
     plt = _plt()
-    fig, axes = _subplots(1, 2, figsize=(WIDTH, 2.6))
+    fig, axes = _subplots(1, 2, figsize=(WIDTH - 0.1, 2.2))
     for ax, (curve, xlabel) in zip(axes, [("jitter", "box jitter (fraction of box size)"),
                                           ("points", "positive points per lung (+1 negative)")]):
         d = curves_df[curves_df["curve"] == curve].sort_values("level")
@@ -185,7 +185,7 @@ def atlas(run):
     plt = _plt()
     prob = run.arrays["atlas_prob"].astype(np.float32)
     mask = prob > 0.5
-    fig, axes = _subplots(1, 2, figsize=(5.2, 2.6))
+    fig, axes = _subplots(1, 2, figsize=(4.2, 2.1))
     im = axes[0].imshow(prob, cmap="magma", vmin=0, vmax=1); _blank(axes[0]); axes[0].set_title("atlas: mean train mask")
     fig.colorbar(im, ax=axes[0], fraction=0.046)
     axes[1].imshow(prob, cmap="gray", vmin=0, vmax=1); _blank(axes[1]); axes[1].set_title("atlas prompts (boxes, points)")
@@ -210,8 +210,8 @@ def demo(auto_run):
     a = auto_run.arrays
     rows = auto_run.rows("demo")
     n = len(rows)
-    side = min(2.0, (WIDTH - 0.4) / max(n, 1))
-    fig, axes = _subplots(3, n, figsize=(side * n + 0.4, 3 * (side + 0.35)), squeeze=False)
+    side = min(1.55, (WIDTH - 0.4) / max(n, 1))
+    fig, axes = _subplots(3, n, figsize=(side * n + 0.4, 3 * (side + 0.3) + 0.15), squeeze=False)
     rng = np.random.default_rng(0)
     colors = np.vstack([[0, 0, 0, 0], np.c_[rng.uniform(0.2, 1, (255, 3)), np.full(255, 0.55)]])
     cmap = ListedColormap(colors)
