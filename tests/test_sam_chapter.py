@@ -74,15 +74,17 @@ def test_result_words_agree_with_the_stored_numbers(runs):
 
 
 def test_benchmark_names_its_model(runs):
+    from analysis.models import spec
     from analysis.sam import chapter as ch
 
     prun, _ = runs
     bench = ch.bench_results()
     if bench is None:
         pytest.skip("bench/results/sam.json not stored")
-    assert bench["model_display"] and bench["model_display"] != bench["model"] or bench["model"] == bench["model_display"]
+    assert bench["model_display"] == spec(bench["model"]).display and bench["device"]
     assert ch.bench_is_this_model(bench, prun) == (bench["model"] == prun.config["model"])
     assert not ch.bench_is_this_model(None, prun)
+    assert ch.bench_profile({"model": "litemedsam"}) == "offline" and ch.bench_profile({"model": "sam_vit_h"}) == "full"
 
 
 def test_tables_have_no_python_reprs(runs):

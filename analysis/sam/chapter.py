@@ -14,7 +14,7 @@ from ..models import ModelSpec, spec
 from ..paths import PROJECT_ROOT
 from . import figures
 from . import prompts as P
-from .metrics import DDOF, summarize
+from .metrics import summarize
 
 DEMO_DIR = PROJECT_ROOT / "figures" / "demo"
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -297,6 +297,14 @@ def bench_results() -> dict | None:
         return None
     bench = json.loads(path.read_text())
     return dict(bench, model_display=spec(bench["model"]).display)
+
+
+def bench_profile(bench: dict) -> str:
+    """The profile whose SAM model the benchmark measured ("offline", "full"; "no" if none is)."""
+    from ..experiments import get
+
+    configs = get("sam_prompts").configs
+    return next((p for p in ("offline", "full") if configs[p].model == bench["model"]), "no")
 
 
 def bench_is_this_model(bench: dict | None, run) -> bool:
