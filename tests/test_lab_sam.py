@@ -212,12 +212,11 @@ def test_widget_data_names_the_stored_run(stored_offline):
     from analysis.sam import chapter as ch
 
     run = stored_offline("sam_explorer")
-    html = ch.explorer_widget(run, stored_offline("sam_prompts"))
+    html = ch.explorer_widget(run)
     assert f'data-lab-assets="offline/sam_explorer/{run.key}"' in html and "data-lab-ort" in html
     assert f'data-lab-decoder="offline/sam_explorer/{run.key}"' in html
     data = ch.explorer_data(run)
     assert len(data["images"]) == run.metrics["n_images"] and len(data["refs"]) == run.metrics["n_reference_prompts"]
-    assert "Expect points to fail" in ch.explorer_note(run, stored_offline("sam_prompts"))
 
 
 # --- in the browser ------------------------------------------------------------------------------------

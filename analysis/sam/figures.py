@@ -9,9 +9,11 @@ from . import prompts as P
 PRED_COLOR = (0.95, 0.25, 0.2)
 GT_COLOR = "#2bd92b"
 
-# Printed size: the PDF's text is about 16 cm (6.3 in) wide and figures are not scaled up, so a figure
-# at most WIDTH inches wide prints at its own size and every font size below is its printed size.
-WIDTH = 6.3
+# Printed size: the PDF's text block is 425 pt (5.9 in) wide (A4, the book template's margins; measured
+# in the rendered PDF) and Typst scales a wider image down to it but never scales one up. So a figure
+# at most WIDTH inches wide, saved with a tight bounding box no wider, prints at its own size and every
+# font size below is its printed size (at 6.3 in, 7 pt printed as 6.6 pt).
+WIDTH = 5.9
 RC = {"font.size": 8, "axes.titlesize": 7.5, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
       "legend.fontsize": 7, "figure.titlesize": 8}
 # Short strategy names for panel titles (the tables use the registry's full labels).
@@ -96,7 +98,7 @@ def overlay(run, role: str = "example", strategy: str | None = None):
     a = run.arrays
     s = _strategies(run).index(strategy)
     img, gt, pred = a["ex_images"][ex["slot"]], a["ex_gt"][ex["slot"]], a["ex_pred"][ex["slot"], s]
-    fig, axes = _subplots(1, 3, figsize=(WIDTH, 2.6))
+    fig, axes = _subplots(1, 3, figsize=(WIDTH * 0.85, 2.2))
     for ax in axes:
         ax.imshow(img, cmap="gray", vmin=0, vmax=255); _blank(ax)
     axes[0].set_title("input (uint8 RGB)")
@@ -130,7 +132,7 @@ def examples_grid(run, roles=("typical", "worst"), strategies=None):
             show_mask(ax, pred); show_contour(ax, gt); show_prompts(ax, _prompt_rows(run, ex["slot"], s)); _blank(ax)
             ax.set_title(f"{_short(s)}\nF1 {f1_score_mask(pred, gt):.2f}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(f"{ex['role']}: {ex['name']}", fontsize=7)
+                ax.set_ylabel(f"{ex['role']}\n{ex['name']}", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -165,7 +167,7 @@ def gallery(run):
 def robustness(curves_df):
     """F1 vs box jitter and vs points per lung: mean with 95% bootstrap band (from chapter.curve_summary)."""
     plt = _plt()
-    fig, axes = _subplots(1, 2, figsize=(WIDTH, 2.6))
+    fig, axes = _subplots(1, 2, figsize=(WIDTH - 0.1, 2.2))
     for ax, (curve, xlabel) in zip(axes, [("jitter", "box jitter (fraction of box size)"),
                                           ("points", "positive points per lung (+1 negative)")]):
         d = curves_df[curves_df["curve"] == curve].sort_values("level")
@@ -183,7 +185,7 @@ def atlas(run):
     plt = _plt()
     prob = run.arrays["atlas_prob"].astype(np.float32)
     mask = prob > 0.5
-    fig, axes = _subplots(1, 2, figsize=(5.2, 2.6))
+    fig, axes = _subplots(1, 2, figsize=(4.2, 2.1))
     im = axes[0].imshow(prob, cmap="magma", vmin=0, vmax=1); _blank(axes[0]); axes[0].set_title("atlas: mean train mask")
     fig.colorbar(im, ax=axes[0], fraction=0.046)
     axes[1].imshow(prob, cmap="gray", vmin=0, vmax=1); _blank(axes[1]); axes[1].set_title("atlas prompts (boxes, points)")
@@ -208,8 +210,8 @@ def demo(auto_run):
     a = auto_run.arrays
     rows = auto_run.rows("demo")
     n = len(rows)
-    side = min(2.0, (WIDTH - 0.4) / max(n, 1))
-    fig, axes = _subplots(3, n, figsize=(side * n + 0.4, 3 * (side + 0.35)), squeeze=False)
+    side = min(1.55, (WIDTH - 0.4) / max(n, 1))
+    fig, axes = _subplots(3, n, figsize=(side * n + 0.4, 3 * (side + 0.3) + 0.15), squeeze=False)
     rng = np.random.default_rng(0)
     colors = np.vstack([[0, 0, 0, 0], np.c_[rng.uniform(0.2, 1, (255, 3)), np.full(255, 0.55)]])
     cmap = ListedColormap(colors)
@@ -224,7 +226,8 @@ def demo(auto_run):
         show_prompts(axes[1, j], [{"box": r["box"]}] if r["box"] else [])
         axes[2, j].imshow(a["demo_auto"][j], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         tb = {1: "TB", 0: "normal"}.get(r["tb"], "?")
-        axes[0, j].set_title(f"{r['name']} ({r['source']}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=7)
+        source = {"MCU": "Montgomery", "CHN": "Shenzhen"}.get(r["source"], r["source"])
+        axes[0, j].set_title(f"{r['name']}\n({source}, {tb})\npoint: F1 {r['f1_point']:.2f}", fontsize=7)
         axes[1, j].set_title(f"box: F1 {r['f1_box']:.2f}", fontsize=7)
         axes[2, j].set_title(f"automatic: {r['n_auto_masks']} masks", fontsize=7)
     for i, mode in enumerate(("point", "box", "automatic")):
