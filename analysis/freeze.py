@@ -167,6 +167,8 @@ class _Recorder:
             if key is None:
                 return
             if event != "open":
+                if _on_import_path(path):
+                    return  # the import system lists every sys.path folder (the chapter's own, as ''): no input
                 key = key.rstrip("/") + "/"
             if key not in self.files and (path.is_dir() if key.endswith("/") else path.is_file()):
                 self._busy = True
@@ -204,6 +206,17 @@ class _Recorder:
             os.replace(tmp, self.deps_path)
         finally:
             self._busy = busy
+
+
+def _on_import_path(folder: Path) -> bool:
+    """Whether ``folder`` is a folder of ``sys.path`` (``''`` is the working directory)."""
+    for entry in sys.path:
+        try:
+            if Path(entry or ".").resolve() == folder:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _after_each_cell(callback) -> None:

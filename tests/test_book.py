@@ -64,3 +64,19 @@ def test_checker_flags_inline_code_that_quarto_would_print_literally(tmp_path):
     qmd.write_text("Runs: `{python} 1`. Printed as text: `` `{python} 2` ``.\n")
     problems = book.static_problems([book.parse(qmd)], set())
     assert len(problems) == 1 and "double-backtick" in problems[0]
+
+
+def test_bibliography_parses():
+    """references.bib is read by Pandoc (a missing brace stops every render at the first chapter)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from analysis.paths import PROJECT_ROOT
+
+    if shutil.which("quarto") is None:
+        pytest.skip("Quarto (its pandoc) is not on PATH")
+    proc = subprocess.run(["quarto", "pandoc", str(PROJECT_ROOT / "references.bib"), "-f", "bibtex", "-t", "csljson"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr

@@ -136,6 +136,8 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
         pathlib.Path({str(tmp_path / "out.txt")!r}).write_text("an output, not an input")
         os.makedirs({str(tmp_path / "figures/demo")!r})
         os.listdir({str(tmp_path / "figures/demo")!r})
+        import sys; sys.path.insert(0, {str(tmp_path / "chapters")!r})
+        os.listdir({str(tmp_path / "chapters")!r})  # the document's folder: on sys.path (''), listed by imports
         pathlib.Path({str(tmp_path / "data.bin")!r}).write_bytes(b"x")
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)

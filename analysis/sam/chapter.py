@@ -53,11 +53,12 @@ def change(before: float, after: float, up: str = "lifts", down: str = "lowers",
     return up if after > before + tol else down if after < before - tol else "leaves unchanged"
 
 
-def compare(a: float, b: float, more: str = "more", less: str = "less", tol: float = 0.0005) -> str:
-    """``more`` if a > b, ``less`` if a < b, "as much" when equal within ``tol``."""
+def compare(a: float, b: float, more: str = "more", less: str = "less", same: str = "as much",
+            tol: float = 0.0005) -> str:
+    """``more`` if a > b, ``less`` if a < b, ``same`` when equal within ``tol``."""
     if np.isnan(a) or np.isnan(b):
-        return "n/a"
-    return more if a > b + tol else less if a < b - tol else "as much"
+        return "cannot be compared with"
+    return more if a > b + tol else less if a < b - tol else same
 
 
 # The bar a lung mask must clear in chapter 1's verdict (stated there): mean F1 of at least 0.9.
