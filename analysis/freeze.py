@@ -242,8 +242,10 @@ def _current_recorder() -> _Recorder | None:
     project = os.environ.get("QUARTO_PROJECT_ROOT")
     doc_dir = os.environ.get("QUARTO_DOCUMENT_PATH")
     doc_file = os.environ.get("QUARTO_DOCUMENT_FILE")
-    # QUARTO_EXECUTE_INFO: set by Quarto itself, not by the book check (which mimics the others)
-    if not (project and doc_dir and doc_file and os.environ.get("QUARTO_EXECUTE_INFO")):
+    # QUARTO_EXECUTE_INFO: set by Quarto itself, not by the book check (which mimics the others);
+    # a Jupyter kernel: Quarto's own process keeps these variables for the scripts it runs after the
+    # chapters (post-render: `python -m analysis lab-decoder`), which execute no document
+    if not (project and doc_dir and doc_file and os.environ.get("QUARTO_EXECUTE_INFO")) or "ipykernel" not in sys.modules:
         return None
     document = (Path(doc_dir) / doc_file).with_suffix(".qmd")
     current = getattr(sys, "_analysis_freeze_recorder", None)

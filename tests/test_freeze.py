@@ -128,6 +128,7 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
         os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
                           QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="offline",
                           ANALYSIS_RESULTS_DIR={str(tmp_path / "results")!r})
+        import ipykernel  # noqa: F401  (records are kept only inside a kernel)
         from analysis import freeze
         assert freeze.record_reads()
         pathlib.Path({str(tmp_path / "results/offline/exp/k1/run.json")!r}).read_text()
@@ -173,6 +174,21 @@ def test_inputs_saved_during_a_render_are_reported(tmp_path, monkeypatch):
     assert freeze.inputs_changed(tmp_path) == ["chapters/a.qmd"]
 
 
+def test_a_process_outside_a_kernel_keeps_no_record(tmp_path):
+    """Quarto's own environment variables reach the scripts it runs after the chapters (post-render:
+    `python -m analysis lab-decoder`); such a process executes no document and must write no record."""
+    (tmp_path / "chapters").mkdir()
+    code = textwrap.dedent(f"""
+        import os
+        os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
+                          QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="offline")
+        from analysis import freeze
+        assert not freeze.record_reads()
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    assert not (tmp_path / "_freeze").exists()
+
+
 def test_other_profiles_keep_no_record(tmp_path):
     """A chapter executed under full or smoke writes no record: the committed records are the offline
     profile's, and a full render must leave them as they are."""
@@ -181,6 +197,7 @@ def test_other_profiles_keep_no_record(tmp_path):
         import os
         os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
                           QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="full")
+        import ipykernel  # noqa: F401
         from analysis import freeze
         assert not freeze.record_reads()
     """)
