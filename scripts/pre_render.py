@@ -10,7 +10,8 @@ and a plain `quarto render` behave alike:
    only read results (`analysis.experiments.in_render`).
 2. The files being rendered are noted (their digests), so that the last post-render script
    (scripts/inputs_check.py) can tell when one was saved again during the render.
-3. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
+3. A stale staged copy of the book's Typst template is dropped (Quarto keeps its first copy).
+4. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
    changed are dropped, so Quarto executes those chapters again (analysis/freeze.py).
 
 The package runs with the Python that executes the chapters: `$QUARTO_PYTHON`, else the project's
@@ -18,6 +19,7 @@ The package runs with the Python that executes the chapters: `$QUARTO_PYTHON`, e
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +38,29 @@ def package_python() -> str:
     return sys.executable
 
 
+def drop_stale_typst_packages(root: Path = ROOT) -> list[Path]:
+    """Quarto stages the book's Typst package (``_extensions/*/typst/packages/local/<name>/<version>``)
+    into ``.quarto/typst/packages/local/`` once and keeps that copy: an edited template (a patch in
+    ``lib.typ``) would never reach the PDF. Staged copies that differ from the extension's files are
+    removed here, so Quarto stages them again."""
+    dropped = []
+    for src in sorted(root.glob("_extensions/*/typst/packages/local/*/*")):
+        staged = root / ".quarto" / "typst" / "packages" / "local" / src.parent.name / src.name
+        if not staged.is_dir():
+            continue
+        for f in (p for p in src.rglob("*") if p.is_file()):
+            copy = staged / f.relative_to(src)
+            if not copy.is_file() or copy.read_bytes() != f.read_bytes():
+                shutil.rmtree(staged)
+                dropped.append(staged)
+                print(f"pre-render: {staged.relative_to(root)} was stale ({f.relative_to(src)} changed); Quarto stages it again")
+                break
+    return dropped
+
+
 def main() -> int:
     profile = active_profile()
+    drop_stale_typst_packages()
     snapshot_inputs(ROOT)  # scripts/inputs_check.py compares after the render
     proc = subprocess.run([package_python(), "-m", "analysis", "prepare", "--profile", profile], cwd=ROOT)
     if proc.returncode != 0:

@@ -24,18 +24,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def environment(dest: Path) -> dict[str, str]:
     """The variables that point the package at the stand-ins under ``dest``."""
-    return {
-        "ANALYSIS_MODEL_STANDINS": str(dest / "models"),
-        "ANALYSIS_DATA_DIR": str(dest / "data"),
-        "ANALYSIS_RESULTS_DIR": str(dest / "results"),
-        "ANALYSIS_CACHE_DIR": str(dest / "cache"),
-        "ANALYSIS_ARTIFACTS_DIR": str(dest / "artifacts"),
-        "ANALYSIS_DEVICE": "cpu",
-        "HF_HOME": str(dest / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
+    from fixtures import standins
+
+    return standins.environment(dest)
 
 
 def build(dest: Path, *, n_train: int = 5400, n_test: int = 400, n_questions: int = 200) -> None:

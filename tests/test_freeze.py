@@ -174,32 +174,49 @@ def test_inputs_saved_during_a_render_are_reported(tmp_path, monkeypatch):
     assert freeze.inputs_changed(tmp_path) == ["chapters/a.qmd"]
 
 
-def test_a_process_outside_a_kernel_keeps_no_record(tmp_path):
-    """Quarto's own environment variables reach the scripts it runs after the chapters (post-render:
-    `python -m analysis lab-decoder`); such a process executes no document and must write no record."""
+def _kernel_like(tmp_path, profile: str, kernel: bool) -> None:
+    """A process with the variables Quarto sets for a chapter (inside a Jupyter kernel or not) that
+    asks to record reads; asserts that it records nothing."""
     (tmp_path / "chapters").mkdir()
     code = textwrap.dedent(f"""
         import os
         os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
-                          QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="offline")
+                          QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE={profile!r})
+        {"import ipykernel" if kernel else ""}
         from analysis import freeze
         assert not freeze.record_reads()
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     assert not (tmp_path / "_freeze").exists()
+
+
+def test_a_process_outside_a_kernel_keeps_no_record(tmp_path):
+    """Quarto's own environment variables reach the scripts it runs after the chapters (post-render:
+    `python -m analysis lab-decoder`); such a process executes no document and must write no record."""
+    _kernel_like(tmp_path, "offline", kernel=False)
 
 
 def test_other_profiles_keep_no_record(tmp_path):
     """A chapter executed under full or smoke writes no record: the committed records are the offline
     profile's, and a full render must leave them as they are."""
-    (tmp_path / "chapters").mkdir()
-    code = textwrap.dedent(f"""
-        import os
-        os.environ.update(QUARTO_PROJECT_ROOT={str(tmp_path)!r}, QUARTO_DOCUMENT_PATH={str(tmp_path / "chapters")!r},
-                          QUARTO_DOCUMENT_FILE="two.qmd", QUARTO_EXECUTE_INFO="x", QUARTO_PROFILE="full")
-        import ipykernel  # noqa: F401
-        from analysis import freeze
-        assert not freeze.record_reads()
-    """)
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
-    assert not (tmp_path / "_freeze").exists()
+    _kernel_like(tmp_path, "full", kernel=True)
+
+
+def test_a_stale_staged_typst_template_is_dropped(tmp_path):
+    """Quarto keeps its first staged copy of the book's Typst package: the pre-render step removes a copy
+    that differs from the extension, so a patched template reaches the PDF."""
+    import importlib.util
+
+    from analysis.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("pre_render", PROJECT_ROOT / "scripts" / "pre_render.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = tmp_path / "_extensions" / "x" / "typst" / "packages" / "local" / "book" / "1.0"
+    staged = tmp_path / ".quarto" / "typst" / "packages" / "local" / "book" / "1.0"
+    for folder in (src, staged):
+        folder.mkdir(parents=True)
+        (folder / "lib.typ").write_text("// v1\n")
+    assert mod.drop_stale_typst_packages(tmp_path) == [] and staged.is_dir()
+    (src / "lib.typ").write_text("// v2, patched\n")
+    assert mod.drop_stale_typst_packages(tmp_path) == [staged] and not staged.exists()

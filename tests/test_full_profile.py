@@ -63,19 +63,10 @@ def full_env(tmp_path_factory):
     standins.build_hub_data(root / "hub", n_train=5400, n_test=400, n_questions=200)
     standins.build_lung(root / "data" / "lung" / "lung_field_dataset.npz", n_train=1, n_val=3, n_test=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYSIS_", "QUARTO_", "HF_"))}
+    env.update(standins.environment(root))
     env.update({
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "ANALYSIS_MODEL_STANDINS": str(root / "models"),
-        "ANALYSIS_DATA_DIR": str(root / "data"),
-        "ANALYSIS_RESULTS_DIR": str(root / "results"),
-        "ANALYSIS_CACHE_DIR": str(root / "cache"),
-        "ANALYSIS_ARTIFACTS_DIR": str(root / "artifacts"),
-        "ANALYSIS_DEVICE": "cpu",
         "ANALYSIS_NO_PROGRESS": "1",
-        "HF_HOME": str(root / "hf"),  # the datasets cache, and no hub token or hub cache of the user's
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
         # one torch thread: on a shared CPU, threads that wait on each other at every small op made
         # this test several times slower (a machine setting, not a configuration change)
         "OMP_NUM_THREADS": "1",
