@@ -502,7 +502,18 @@ def _write_checksums(folder: Path, sums: dict[str, str]) -> None:
 
 def _min_free_bytes() -> int:
     value = os.environ.get(MIN_FREE_ENV, "").strip()
-    return int(float(value) * (1 << 20)) if value else MIN_FREE_BYTES
+    if not value:
+        return MIN_FREE_BYTES
+    try:
+        mib = float(value)
+    except ValueError:
+        mib = float("nan")
+    if not mib >= 0:  # NaN, negative, a word
+        from .errors import ConfigError
+
+        raise ConfigError(f"${MIN_FREE_ENV}={value!r} is not a number of MiB (fix: a number such as 256, or unset it "
+                          f"for the default {MIN_FREE_BYTES >> 20})")
+    return int(mib * (1 << 20))
 
 
 _DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",

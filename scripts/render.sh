@@ -9,9 +9,15 @@ case "$profile" in
     offline) out=_book ;;
     *) out=_book-$profile ;;   # as project: output-dir: in _quarto-<profile>.yml
 esac
+quarto_cmd=${QUARTO:-quarto}
+if ! command -v "$quarto_cmd" >/dev/null 2>&1; then
+    echo "render: Quarto not found ($quarto_cmd). Install Quarto >= 1.9 from https://quarto.org/docs/get-started/" >&2
+    echo "        (or: pip install quarto-cli, into .venv), then run make render again." >&2
+    exit 127
+fi
 partial="$out.partial"
 rm -rf "$partial"
-if ! ${QUARTO:-quarto} render --profile "$profile" --output-dir "$partial" "$@"; then
+if ! "$quarto_cmd" render --profile "$profile" --output-dir "$partial" "$@"; then
     rm -rf "$partial"
     if [ -d "$out" ]; then
         echo "render failed: $out/ still holds the last good render (nothing was replaced)" >&2

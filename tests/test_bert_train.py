@@ -62,6 +62,14 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch
     assert T.finetune(cfg) == final  # finished weights are reused, not retrained
     model = T.load_finetuned(final, device=torch.device("cpu"))
     assert model.config.num_labels == 4 and model.config.id2label[3] == "Sci/Tech"
+    # a truncated weight file is never reused: the fine-tuning runs again (from its checkpoint)
+    weights = final / "model.safetensors"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
+    assert not T._weights_intact(final)
+    again = T.finetune(cfg)
+    assert again == final and weights.stat().st_size == size and T._weights_intact(again)
+    T.load_finetuned(again, device=torch.device("cpu"))
 
 
 def test_final_step_evaluated_once(tmp_path, monkeypatch):

@@ -229,3 +229,19 @@ def test_stored_text_prints_as_itself_in_markdown():
     unescaped = re.sub(r"\\.", "", md)  # drop every backslash-escaped character
     assert not set("$`@[]*_~^#|\\") & set(unescaped)
     assert "\\'None\\'" in md  # quotes stay quotes (escaped: Pandoc prints them as quotes) (the book's check reads &#x27;None&#x27; as a raw None)
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"id": "flip_to_correct-0", "text_sha": "ab', "line 2 is not valid JSON"),  # truncated (a killed editor)
+    ('{"id": "flip_to_correct-0", "label": "derived"}', "line 2 lacks the field 'text_sha'"),
+    ('["a list"]', "line 2 is not a JSON object"),
+])
+def test_a_damaged_annotation_line_names_the_file_and_line(tmp_path, monkeypatch, line, problem):
+    from analysis.errors import DataError
+
+    run, _ = _annotated_run(tmp_path, monkeypatch, lambda records: [{"id": "x", "text_sha": "y", "label": "z"}])
+    path = ch.annotations_path(run)
+    path.write_text(path.read_text() + line + "\n")
+    with pytest.raises(DataError, match=problem) as err:
+        ch.annotations(run)
+    assert str(path) in str(err.value) and "fix:" in str(err.value)

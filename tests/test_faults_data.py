@@ -157,6 +157,7 @@ GOOD_CSV = "text,label\nStocks fell today,2\nTeam wins the cup,1\n"
     ("bad quoting", b'text,label\n"Stocks, fell,2\nTeam,1\n', "not a well-formed CSV|label"),
     ("labels 1-4", b"text,label\nStocks fell,4\nTeam wins,1\nOther,3\nx,2\ny,5\n", "outside 0-3"),
     ("no header", b"3,Stocks fell,desc\n2,Team wins,desc\n", "missing column"),
+    ("unquoted comma", b"text,label\nStocks, fell today,2\nTeam, wins the cup,1\n", "more fields than its header"),
 ])
 def test_bad_csv_files(tmp_path, monkeypatch, name, content, match):
     folder = agnews_dir(tmp_path, monkeypatch)

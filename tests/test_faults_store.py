@@ -530,3 +530,12 @@ def test_an_old_copy_is_kept_while_the_run_in_place_is_damaged(tmp_path):
     with pytest.raises(StoreError, match="extra.jsonl"):
         Store(tmp_path).load("smoke", "fault_toy", KEY).verify()
     assert hidden(tmp_path) == [f".{KEY}.old.1"]  # the intact copy is not deleted
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan"])
+def test_a_bad_free_space_setting_is_a_clear_error(tmp_path, monkeypatch, value):
+    from analysis.errors import ConfigError
+
+    monkeypatch.setenv("ANALYSIS_STORE_MIN_FREE_MB", value)
+    with pytest.raises(ConfigError, match="ANALYSIS_STORE_MIN_FREE_MB.*not a number of MiB.*fix"):
+        Store(tmp_path).check_writable("smoke", "fault_toy")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 from ..data import agnews
 from ..models import cuda_bf16_native, hf_source, load_tokenizer, pick_device
 from ..paths import artifacts_dir
-from ..store import canonical_json
+from ..store import canonical_json, sha256_file
 from . import metrics as M
 from .config import FineTuneConfig
 
@@ -192,7 +193,21 @@ def _save_final(trainer, tokenizer, final: Path, cfg: FineTuneConfig, *, result,
     world = trainer.args.world_size
     if world > 1:
         state["n_processes"] = world  # the effective batch is n_processes x batch_size
+    state["weights"] = _weight_digests(final)  # checked before the weights are reused (_weights_intact)
     (final / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+
+
+def _weight_digests(final: Path) -> dict[str, list]:
+    """``{file: [bytes, sha256]}`` of the saved weight files (``*.safetensors``, ``*.bin``)."""
+    return {p.name: [p.stat().st_size, sha256_file(p)] for p in sorted(Path(final).iterdir())
+            if p.suffix in (".safetensors", ".bin")}
+
+
+def _weights_intact(final: Path) -> bool:
+    """Whether the weight files in ``final`` are the ones saved (sizes and sha256 in the state file;
+    states written before the check recorded none and are trusted)."""
+    recorded = train_state(final).get("weights")
+    return recorded is None or _weight_digests(final) == {k: list(v) for k, v in recorded.items()}
 
 
 def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
@@ -206,7 +221,12 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
     root = model_dir(cfg)
     final = root / "final"
     if (final / STATE_FILE).exists():
-        return final
+        if _weights_intact(final):
+            return final
+        # a truncated or replaced weight file: never reused; train again (from the last checkpoint if any)
+        print(f"finetune: {final} holds weights that differ from those saved (size or sha256); training again",
+              file=sys.stderr)
+        shutil.rmtree(final)
     train, val, _ = load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
     train_ds = tokenize_frame(train, tokenizer, cfg.max_length)

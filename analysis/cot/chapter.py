@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..models import spec
 from ..report import MISSING, escape_md, pct
 from .compute import ANCHORS, _direct_prefix
@@ -446,10 +447,17 @@ def _read_annotations(run) -> pd.DataFrame:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         lines = []
-    for line in lines:
-        if line.strip():
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
             labels[(str(rec["id"]), rec["text_sha"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            problem = (f"lacks the field {exc.args[0]!r}" if isinstance(exc, KeyError) else
+                       "is not a JSON object" if isinstance(exc, TypeError) else f"is not valid JSON ({exc.msg})")
+            raise DataError(path, f"line {n} {problem}", 'one JSON object per line: {"id", "text_sha", "label", '
+                            '"note"} (a truncated last line: complete or delete it)') from None
     found = [labels.get((i, s)) for i, s in zip(d["id"], d["sha"])]
     d["label"] = [r["label"] if r else None for r in found]
     d["note"] = [r.get("note") if r else None for r in found]
