@@ -42,7 +42,7 @@ def drop_stale_typst_packages(root: Path = ROOT) -> list[Path]:
     """Quarto stages the book's Typst package (``_extensions/*/typst/packages/local/<name>/<version>``)
     into ``.quarto/typst/packages/local/`` once and keeps that copy: an edited template (a patch in
     ``lib.typ``) would never reach the PDF. Staged copies that differ from the extension's files are
-    removed here, so Quarto stages them again."""
+    removed here (the package's folder), so Quarto stages them again."""
     dropped = []
     for src in sorted(root.glob("_extensions/*/typst/packages/local/*/*")):
         staged = root / ".quarto" / "typst" / "packages" / "local" / src.parent.name / src.name
@@ -51,8 +51,10 @@ def drop_stale_typst_packages(root: Path = ROOT) -> list[Path]:
         for f in (p for p in src.rglob("*") if p.is_file()):
             copy = staged / f.relative_to(src)
             if not copy.is_file() or copy.read_bytes() != f.read_bytes():
-                shutil.rmtree(staged)
-                dropped.append(staged)
+                # the whole package folder: Quarto copies a package only when its folder is missing
+                # (quarto-cli src/command/render/output-typst.ts, stageTypstPackages)
+                shutil.rmtree(staged.parent)
+                dropped.append(staged.parent)
                 print(f"pre-render: {staged.relative_to(root)} was stale ({f.relative_to(src)} changed); Quarto stages it again")
                 break
     return dropped

@@ -219,4 +219,4 @@ def test_a_stale_staged_typst_template_is_dropped(tmp_path):
         (folder / "lib.typ").write_text("// v1\n")
     assert mod.drop_stale_typst_packages(tmp_path) == [] and staged.is_dir()
     (src / "lib.typ").write_text("// v2, patched\n")
-    assert mod.drop_stale_typst_packages(tmp_path) == [staged] and not staged.exists()
+    assert mod.drop_stale_typst_packages(tmp_path) == [staged.parent] and not staged.parent.exists()
