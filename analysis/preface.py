@@ -82,9 +82,13 @@ def models_table(profile: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).drop_duplicates(subset=["Ch.", "Model"]).sort_values("Ch.", kind="stable")
 
 
-def packages_table() -> pd.DataFrame:
-    """Python and the versions of the packages that compute results (envinfo.PACKAGES)."""
-    versions = {"python": platform.python_version(), **package_versions()}
+def packages_table(profile: str | None = None) -> pd.DataFrame:
+    """Python and the versions of the packages that compute results (envinfo.PACKAGES), with the
+    packages the profile's models need (``ModelSpec.packages``)."""
+    profile = active_profile(profile)
+    model_packages = dict.fromkeys(pkg for exp in experiments.load_all().values() if profile in exp.configs
+                                   for m in exp.models(exp.configs[profile]) for pkg in spec(m).packages)
+    versions = {"python": platform.python_version(), **package_versions(), **package_versions(tuple(model_packages))}
     return pd.DataFrame([{"Package": k, "Version": v or "not installed"} for k, v in versions.items()])
 
 

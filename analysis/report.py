@@ -20,14 +20,21 @@ MISSING = "—"  # em dash: a value that does not exist (not applicable, not mea
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
 
 
-def escape_md(text, newlines: str = " ") -> str:
+def escape_md(text, newlines: str = " ", long_words: int | None = None) -> str:
     """Text that came from data or a model (a news text, a question, a chain of thought), made literal
     markdown: no HTML tag, link, image, citation, emphasis, math or Typst markup in it takes effect in
     any output format. Newlines become ``newlines`` (a space for table cells and sentences; pass
-    ``"\\\n"`` to keep line breaks in a paragraph). None and NaN print as the em dash."""
+    ``"\\\n"`` to keep line breaks in a paragraph). ``long_words``: a run of more characters
+    without a space gets a zero-width space after every ``long_words`` of them, where a line may
+    break (a model's unbroken output would run off a PDF page). None and NaN print as the em dash."""
     if _is_missing(text):
         return MISSING
-    escaped = _PUNCT.sub(r"\\\1", str(text))
+    text = str(text)
+    if long_words:
+        text = re.sub(r"\S{%d,}" % (long_words + 1),
+                      lambda m: "\u200b".join(m.group(0)[i:i + long_words] for i in range(0, len(m.group(0)), long_words)),
+                      text)
+    escaped = _PUNCT.sub(r"\\\1", text)
     return escaped.replace("\r\n", "\n").replace("\n", newlines)
 
 

@@ -102,3 +102,11 @@ def test_md_table_cells_are_data_unless_declared_markup():
     assert "| — |" in rows[1]  # missing stays the em dash
     with pytest.raises(ValueError, match="not in the table"):
         md_table_text(df, markup=("nope",))
+
+
+def test_escape_md_breaks_long_unbroken_words():
+    from analysis.report import escape_md
+
+    out = escape_md("short " + "d" * 65, long_words=30)
+    assert out.split(" ")[1].split("\u200b") == ["d" * 30, "d" * 30, "d" * 5]
+    assert "\u200b" not in escape_md("d" * 65)  # only when asked

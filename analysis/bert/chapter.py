@@ -254,8 +254,10 @@ def bench_differences(bench: dict, ft_run) -> str:
     from ..envinfo import device_text
 
     p, cfg = bench["variants"]["project"], ft_run.config
-    pairs = [("model", model_name(bench["model"]) + (" with random weights" if bench.get("random_weights") else ""),
-              model_name(cfg["model"])),
+    bench_model = model_name(bench["model"]) + (" with random weights" if bench.get("random_weights") else "")
+    if bench["model"] != cfg["model"] and not spec(bench["model"]).assignment:
+        bench_model += ", the offline profile's model,"
+    pairs = [("model", bench_model, model_name(cfg["model"])),
              ("batch size", p["batch_size"], cfg["batch_size"]),
              ("precision", p["precision"], precision(ft_run)),
              ("device", device_text(bench["device"]), device_text(ft_run.env["device"]))]

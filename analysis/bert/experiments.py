@@ -20,7 +20,8 @@ FT_FULL = FineTuneConfig(
 )
 FT_SMOKE = FineTuneConfig(limit_train=96, n_validation=32, limit_test=64, eval_steps=4, logging_steps=1)  # 4 steps, 1 checkpoint
 
-DATA = {"offline": DataStatsConfig(), "full": DataStatsConfig(source="hub", n_validation=5000),
+DATA = {"offline": DataStatsConfig(),  # counts with the fine-tuned model's own tokenizer in every profile
+        "full": DataStatsConfig(source="hub", n_validation=5000, tokenizer="bert_base_uncased"),
         "smoke": DataStatsConfig(limit_train=96, n_validation=32, limit_test=64)}
 FINETUNE = {"offline": FT_OFFLINE, "full": FT_FULL, "smoke": FT_SMOKE}
 ATTENTION = {"offline": AttentionConfig(finetune=FT_OFFLINE), "full": AttentionConfig(finetune=FT_FULL),

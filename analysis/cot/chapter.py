@@ -322,7 +322,7 @@ def _str(x) -> str | None:
 def _md_escape(text) -> str:
     """A stored text (question, option, model output, note) as inline Markdown that prints as itself
     in every format (``report.escape_md``), line breaks as ⏎."""
-    return escape_md("" if text is None else text, newlines=" ⏎ ")
+    return escape_md("" if text is None else text, newlines=" ⏎ ", long_words=30)
 
 
 def examples_text(run, category: str, limit: int | None = None) -> str:
