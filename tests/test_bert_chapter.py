@@ -206,3 +206,19 @@ def test_every_chosen_sentence_gets_a_labelled_map_with_one_colour_bar(runs):
     heads = ch.fig_attention_heads(att, 0)
     assert sum(1 for ax in heads.axes if ax.get_ylabel() == "attention from [CLS]") == 1
     assert [t.get_text() for t in heads.axes[0].get_xticklabels()] == list(chosen[0]["tokens"])
+
+
+def test_gpu_benchmark_is_read_for_the_full_profile(tmp_path, monkeypatch):
+    """Under full the chapter quotes the GPU benchmark of that profile's configuration; without one it
+    prints dashes, not a typed number."""
+    import math
+
+    from analysis.bert import chapter as ch
+    from analysis.paths import PROJECT_ROOT
+
+    g = ch.gpu_bench()
+    if (PROJECT_ROOT / "bench" / "results" / "gpu.json").exists():
+        assert g["batch_size"] == 32 and g["project_s"] > 0 and g["speedup"] == g["speedup"]
+    monkeypatch.setattr("analysis.paths.PROJECT_ROOT", tmp_path)
+    empty = ch.gpu_bench()
+    assert math.isnan(empty["project_s"]) and empty["device"] == "no GPU benchmark yet"

@@ -239,6 +239,27 @@ def bench_result() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def gpu_bench() -> dict:
+    """The BERT part of ``bench/results/gpu.json`` (``bench/bench_gpu.py``: the full profile's
+    fine-tuning, random weights of bert-base-uncased's architecture, on a GPU): device, seconds per epoch
+    of this project's settings and of the snippet's (extrapolated), and their ratio; NaN when it was
+    not run."""
+    import json
+
+    from ..paths import PROJECT_ROOT
+
+    path = PROJECT_ROOT / "bench" / "results" / "gpu.json"
+    nan = float("nan")
+    if not path.exists():
+        return {"device": "no GPU benchmark yet", "project_s": nan, "snippet_s": nan, "speedup": nan,
+                "batch_size": nan, "precision": "—", "rows": nan}
+    g = json.loads(path.read_text())
+    b = g["bert"]
+    return {"device": g["device"], "project_s": b["project"]["epoch_seconds"],
+            "snippet_s": b["snippet"]["epoch_seconds_extrapolated"], "speedup": b["speedup"],
+            "batch_size": b["project"]["batch_size"], "precision": b["project"]["precision"], "rows": b["rows"]}
+
+
 def bench_profile(bench: dict) -> str:
     """The profile whose fine-tuning config uses the benchmarked model with its real weights, or '' if none."""
     from .experiments import FINETUNE
