@@ -384,6 +384,40 @@ def stable_cell_ids(project: Path) -> list[Path]:
     return changed
 
 
+STASH_DIR = Path(".cache") / "freeze-stash"  # the committed freeze, while another profile renders
+
+
+def stash_freeze(project: Path, profile: str) -> None:
+    """Pre-render: under a profile other than the frozen one, move the committed ``_freeze/`` aside.
+
+    Quarto writes such a render's outputs into ``_freeze/`` (``freeze: auto``) or, with ``freeze:
+    false``, deletes the frozen outputs of every document it renders (quarto-cli
+    src/command/render/render-files.ts: "cleanup the _freeze subdir b/c we aren't explicitly freezing").
+    Either way the committed freeze would change; ``restore_freeze`` (post-render, and ``make render``
+    after a failed render) puts it back. A stash left by a render that never finished is kept: it
+    is the committed freeze."""
+    freeze, stash = project / FREEZE_DIR, project / STASH_DIR
+    if profile == FROZEN_PROFILE:
+        restore_freeze(project)
+        return
+    if stash.exists():
+        shutil.rmtree(freeze, ignore_errors=True)
+    elif freeze.exists():
+        stash.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(freeze, stash)
+
+
+def restore_freeze(project: Path) -> bool:
+    """Put the stashed committed ``_freeze/`` back (dropping what another profile's render left there);
+    False when nothing was stashed."""
+    freeze, stash = project / FREEZE_DIR, project / STASH_DIR
+    if not stash.exists():
+        return False
+    shutil.rmtree(freeze, ignore_errors=True)
+    os.replace(stash, freeze)
+    return True
+
+
 INPUTS_SNAPSHOT = Path(".quarto") / "analysis-render-inputs.json"
 
 

@@ -10,8 +10,10 @@ and a plain `quarto render` behave alike:
    only read results (`analysis.experiments.in_render`).
 2. The files being rendered are noted (their digests), so that the last post-render script
    (scripts/inputs_check.py) can tell when one was saved again during the render.
-3. A stale staged copy of the book's Typst template is dropped (Quarto keeps its first copy).
-4. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
+3. Under a profile other than `offline`, the committed `_freeze/` is moved aside (the first
+   post-render script puts it back): Quarto would otherwise rewrite or delete it.
+4. A stale staged copy of the book's Typst template is dropped (Quarto keeps its first copy).
+5. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
    changed are dropped, so Quarto executes those chapters again (analysis/freeze.py).
 
 The package runs with the Python that executes the chapters: `$QUARTO_PYTHON`, else the project's
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.freeze import snapshot_inputs, sync  # noqa: E402  (standard library only)
+from analysis.freeze import snapshot_inputs, stash_freeze, sync  # noqa: E402  (standard library only)
 from analysis.profiles import active_profile  # noqa: E402
 
 
@@ -62,12 +64,13 @@ def drop_stale_typst_packages(root: Path = ROOT) -> list[Path]:
 
 def main() -> int:
     profile = active_profile()
-    drop_stale_typst_packages()
     snapshot_inputs(ROOT)  # scripts/inputs_check.py compares after the render
     proc = subprocess.run([package_python(), "-m", "analysis", "prepare", "--profile", profile], cwd=ROOT)
     if proc.returncode != 0:
         print(f"pre-render: stopped before Quarto executed anything (profile {profile}); see above", file=sys.stderr)
         return proc.returncode
+    stash_freeze(ROOT, profile)  # another profile's render never touches the committed _freeze/ (after prepare:
+    drop_stale_typst_packages()  # a stopped render has nothing to put back)
     sync(ROOT, profile)
     return 0
 

@@ -19,6 +19,7 @@ partial="$out.partial"
 rm -rf "$partial"
 if ! "$quarto_cmd" render --profile "$profile" --output-dir "$partial" "$@"; then
     rm -rf "$partial"
+    python3 scripts/freeze_ids.py --restore-only >/dev/null  # the committed _freeze/, if the render moved it aside
     if [ -d "$out" ]; then
         echo "render failed: $out/ still holds the last good render (nothing was replaced)" >&2
     else

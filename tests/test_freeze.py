@@ -220,3 +220,21 @@ def test_a_stale_staged_typst_template_is_dropped(tmp_path):
     assert mod.drop_stale_typst_packages(tmp_path) == [] and staged.is_dir()
     (src / "lib.typ").write_text("// v2, patched\n")
     assert mod.drop_stale_typst_packages(tmp_path) == [staged.parent] and not staged.parent.exists()
+
+
+def test_another_profile_render_leaves_the_committed_freeze_as_it_was(tmp_path):
+    """Pre-render under full moves _freeze/ aside; whatever Quarto then writes or deletes there is dropped
+    and the committed freeze restored (post-render); a stash left by a failed render is kept and restored."""
+    frozen = _project(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "_freeze").rglob("*"))
+    freeze.stash_freeze(tmp_path, "full")
+    assert not (tmp_path / "_freeze").exists()
+    (tmp_path / "_freeze" / "chapters" / "one").mkdir(parents=True)  # Quarto's full-profile leftovers
+    (tmp_path / "_freeze" / "chapters" / "one" / "junk.json").write_text("{}")
+    freeze.stash_freeze(tmp_path, "full")  # an earlier full render never finished: the stash is kept
+    assert freeze.restore_freeze(tmp_path)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "_freeze").rglob("*")) == before and frozen.exists()
+    assert not freeze.restore_freeze(tmp_path)  # nothing stashed: nothing to do
+    freeze.stash_freeze(tmp_path, "smoke")
+    freeze.stash_freeze(tmp_path, "offline")  # an offline render restores first
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "_freeze").rglob("*")) == before
