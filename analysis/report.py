@@ -99,6 +99,11 @@ def fmt_cell(x, digits: int = 3, integer: bool = False) -> str:
     return str(x)
 
 
+def _pipe_cell(text: str) -> str:
+    """A cell of markdown the package wrote, kept inside its pipe-table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def md_table(df, digits: int | dict = 3, index: bool = False, widths: list[float] | None = None,
              markup: tuple[str, ...] = ()):
     """A DataFrame as a pipe table that Quarto cross-references (use under a ``tbl-`` label).
@@ -131,7 +136,9 @@ def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[
                       for v in values) and any(
             not _is_missing(v) for v in values)
         cells = [fmt_cell(v, d, integer) for v in values]
-        if not numeric and name not in markup:
+        if numeric or name in markup:  # the package's own text: only what would break the table
+            cells = [_pipe_cell(c) for c in cells]
+        else:  # data: literal in every format (escape_md escapes | and folds newlines too)
             cells = [c if _is_missing(v) else escape_md(c) for c, v in zip(cells, values)]
         cols_text.append(cells)
         align.append("right" if numeric else "left")
@@ -139,9 +146,7 @@ def md_table_text(df, digits: int | dict = 3, index: bool = False, widths: list[
     if unknown:
         raise ValueError(f"md_table: markup columns {sorted(unknown)} are not in the table")
     rows = [list(r) for r in zip(*cols_text)] if cols_text else []
-    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731  (escape_md already escaped data's |)
-    header = [esc(h) for h in header]
-    rows = [[esc(c) if "\\|" not in c else c.replace("\n", " ") for c in r] for r in rows]
+    header = [_pipe_cell(h) for h in header]
     n = len(header)
     if widths is not None:
         if len(widths) != n:
