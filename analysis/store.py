@@ -235,16 +235,34 @@ class Run:
         return self.checksums is not None
 
     def _damaged(self, name: str, problem: str) -> StoreError:
+        if self._replaced_since_opened():
+            return StoreError(self.path, f"was replaced by a newer computation (`run --force`) while this reader "
+                              f"held it ({name} belongs to the new run)", "read the run again (a render: "
+                              "render again; in Python: load the run anew); the new run is intact")
         return StoreError(self.path / name, problem, _recompute_fix(self.path))
+
+    def _replaced_since_opened(self) -> bool:
+        """Whether the run's checksum file now lists other contents than when this reader opened it
+        (another process replaced the run), as opposed to a damaged file inside an unchanged run."""
+        opened = getattr(self, "checksums", None)
+        if opened is None:
+            return False
+        try:
+            now = (self.path / CHECKSUM_FILE).read_text()
+        except OSError:
+            return False
+        return now != getattr(self, "_checksum_text", now)
 
     def _read_checksums(self) -> dict[str, str] | None:
         path = self.path / CHECKSUM_FILE
         if not path.exists():
             return None
         try:
-            lines = path.read_text(encoding="ascii").splitlines()
+            text = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
             raise self._damaged(CHECKSUM_FILE, f"unreadable ({exc.__class__.__name__}: {exc})") from None
+        self._checksum_text = text  # what this reader saw: tells a replaced run from a damaged one
+        lines = text.splitlines()
         sums = {}
         for n, line in enumerate(lines, 1):
             match = _CHECKSUM_LINE.match(line)

@@ -245,3 +245,61 @@ def test_a_damaged_annotation_line_names_the_file_and_line(tmp_path, monkeypatch
     with pytest.raises(DataError, match=problem) as err:
         ch.annotations(run)
     assert str(path) in str(err.value) and "fix:" in str(err.value)
+
+
+def test_agreement_against_chance_and_kappa():
+    """Two answers that both favour C agree often by chance alone; kappa takes that out."""
+    from analysis.cot.compute import agreement_vs_chance
+
+    biased = agreement_vs_chance(list("CCCCCCCCAB"), list("CCCCCCCCBA"))
+    assert biased["agree"] == pytest.approx(0.8)
+    assert biased["chance"] == pytest.approx(0.8 * 0.8 + 0.1 * 0.1 * 2)
+    assert biased["kappa"] == pytest.approx((0.8 - 0.66) / (1 - 0.66))
+    perfect = agreement_vs_chance(list("ABCD"), list("ABCD"))
+    assert perfect["kappa"] == pytest.approx(1.0)
+    assert agreement_vs_chance(["INVALID", None], ["A", "B"])["n"] == 0  # no valid pair: nothing to compare
+    assert [ch.kappa_words(k) for k in (-0.1, 0.1, 0.3, 0.5, 0.7, 0.9)] == [
+        "no better than chance", "slight", "fair", "moderate", "substantial", "almost perfect"]
+
+
+def test_rotated_options_map_back_to_the_original_letters():
+    from analysis.cot.compute import _original_letter, _shifts
+    from analysis.data.scienceqa import Question
+
+    q = Question(id="7", question="?", hint="", choices=("w", "x", "y", "z"), answer_index=1)
+    for shift in (1, 2, 3):
+        r = q.rotated(shift)
+        assert r.choices[r.answer_index] == "x"  # the gold option keeps its text, moves letter
+        assert r.answer_letter != q.answer_letter
+        shown = r.choices.index("y")
+        assert _original_letter("ABCD"[shown], shift) == "C"
+    assert _original_letter("INVALID", 2) == "INVALID"
+    assert all(s in (1, 2, 3) for s in _shifts([q] * 5, seed=0))
+
+
+def test_control_and_placement_words_come_from_the_metrics():
+    probe = [{"steps_kept": k, "n": 10, "agree": 0.9 - 0.1 * k, "chance": 0.5, "kappa": 0.8 - 0.2 * k}
+             for k in range(4)]
+    letters = {name: {"A": 1, "B": 1, "C": 7, "D": 1, "INVALID": 0}
+               for name in ("gold", "main probe_k0", "control probe_k0", "main direct", "control direct",
+                            "main cot", "control cot")}
+    letters["control probe_k0"] = {"A": 2, "B": 6, "C": 1, "D": 1, "INVALID": 0}
+    summary = {"n": 10, "n_format_ok": 3, "n_invalid": 1, "n_marked_any": 6, "n_hit_max": 0, "acc_direct": 0.5,
+               "acc_cot": 0.6, "n_flip_to_correct": 2, "n_flip_to_incorrect": 1, "mcnemar_p": 1.0}
+    metrics = {"main_placement": "system", "other_placement": "user", "variant_n": 10,
+               "placements": {"system": summary, "user": {**summary, "n_format_ok": 8}},
+               "control": {**summary, "same_option": {"cot_letter": {"n": 9, "same_option": 0.7},
+                                                      "direct_letter": {"n": 10, "same_option": 0.5},
+                                                      "probe_k0": {"n": 9, "same_option": 0.2}},
+                           "letters": letters, "probe_main": probe,
+                           "probe_control": [{**r, "kappa": 0.2 + 0.1 * r["steps_kept"]} for r in probe]}}
+    run = FakeRun({"probe": probe}, metrics)
+    assert ch.placement(run, "other", "n_format_ok") == 8 and ch.placement(run, "main", "n_format_ok") == 3
+    table = ch.placement_table(run)
+    assert list(table["format ok"]) == [3, 8] and "(main run)" in table["placement"][0]
+    assert ch.control_fact(run, "same_probe_k0") == 0.2
+    assert ch.control_fact(run, "kappa_control", 0) == pytest.approx(0.2)
+    assert ch.control_fact(run, "top_k0_control") == {"letter": "B", "share": "60.0%"}
+    assert len(ch.control_table(run)) == 4 + 4
+    assert ch.probe_row(run, 1)["kappa"] == pytest.approx(0.6)
+    assert math.isnan(ch.control_fact(FakeRun({}, {}), "same_probe_k0"))

@@ -85,7 +85,8 @@ def test_one_line_format_steps_answer_and_format():
 def test_one_line_outputs_that_break_the_format():
     assert extract("Reasoning: a Reasoning: b Answer: D").format_ok is False  # two steps
     ex = extract("Let me think. Reasoning: a Reasoning: b Reasoning: c Answer: A")
-    assert (ex.letter, ex.format_ok, len(ex.steps)) == ("A", False, 3)  # text before the first step
+    # words before the first marker are reasoning too: a step of their own
+    assert (ex.letter, ex.format_ok, len(ex.steps), ex.n_marked) == ("A", False, 4, 3)
     assert extract("Reasoning: a Reasoning: b Reasoning: c").letter == INVALID
     # option text after the letter is allowed, as on the Answer line of the multi-line format
     assert extract("Reasoning: a Reasoning: b Reasoning: c Answer: (C) Both are caused by heating.").format_ok
@@ -122,3 +123,19 @@ def test_same_letter_twice_is_not_a_hedge():
 ])
 def test_article_and_readable_answers(text, letter):
     assert extract(text, CHOICES).letter == letter
+
+
+def test_chain_steps_keep_the_whole_chain():
+    """Steps carry their continuation lines; unmarked chains split at list items and paragraphs;
+    the answer line is never part of the chain."""
+    from analysis.cot.extract import chain_steps
+
+    marked = "Reasoning: a\n  - detail\nReasoning: b\nReasoning: c\nAnswer: B"
+    assert [s for s, _, _ in chain_steps(marked)] == ["a\n  - detail", "b", "c"]
+    assert all(marked[:end].endswith("\n") for _, _, end in chain_steps(marked))
+    listed = "Let's see:\n1. First\n   - sub\n2. Second\n\nSo it is B.\nAnswer: B"
+    assert [s for s, _, _ in chain_steps(listed)] == ["Let's see:", "1. First\n   - sub", "2. Second", "So it is B."]
+    assert extract(listed).steps == tuple(s for s, _, _ in chain_steps(listed))
+    assert extract(listed).n_marked == 0
+    cut = "Reasoning: one\nReasoning: two is unfin"  # budget hit mid-step: the last step runs to the end
+    assert chain_steps(cut)[-1][2] == len(cut)

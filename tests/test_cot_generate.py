@@ -202,7 +202,8 @@ def test_seq2seq_path_runs(tmp_path):
     assert all(r["n_new_tokens"] <= 5 for r in gens)
     chains = [{"gen_ids": [], "text": c} for c in CHAINS]
     probed = probe_scores(t5, texts, chains, settings=SETTINGS, cache=JsonlCache(tmp_path / "p2.jsonl"))
-    assert sorted(probed[0]["scores"]) == [0, 1, 2, 3] and sorted(probed[2]["scores"]) == [0]
+    # a chain without markers is one step of prose ("I think B."): cut before and after it
+    assert sorted(probed[0]["scores"]) == [0, 1, 2, 3] and sorted(probed[2]["scores"]) == [0, 1]
 
 
 MORE_TEXTS = TEXTS + ["Question: Which is a liquid?\nOptions:\nA. milk\nB. rock\nC. wood\nD. ice\n",
@@ -230,24 +231,30 @@ def test_continuous_batching_matches_one_at_a_time(lm):
     assert admitted[0] == (2, [0]) and admitted[1][0] == 2
 
 
-def test_probe_inside_continuous_batch_equals_brute_force(lm, tmp_path):
-    """The early answer at zero steps, read from the merged cache with each row's own pads and
-    prompt length, equals a fresh forward pass of prompt + "Answer:"."""
+@pytest.mark.parametrize("loop", ["stream", "slots"])
+def test_probe_inside_continuous_batch_equals_brute_force(lm, tmp_path, loop):
+    """The early answer at zero steps, read from the batch's cache with each row's own first column
+    and prompt length (merged left-padded caches, or the slot cache with its shared prefix), equals
+    a fresh forward pass of prompt + "Answer:"."""
     from analysis.cot.generate import greedy_generate_stream
 
     tok = lm.tokenizer
-    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in MORE_TEXTS]
+    texts = MORE_TEXTS if loop == "stream" else [SHARED + t for t in MORE_TEXTS]
+    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in texts]
     cache = JsonlCache(tmp_path / "p.jsonl")
     done = {}
 
     def on_finish(kv, finished):
-        items = [dict(text=MORE_TEXTS[item], gen_ids=ids, row=row, pad=pad, prompt_len=plen)
+        items = [dict(text=texts[item], gen_ids=ids, row=row, pad=pad, prompt_len=plen)
                  for row, item, ids, pad, plen in finished]
         _probe_batch(lm, items, kv, SETTINGS, 3, cache)
         done.update({item: list(ids) for _, item, ids, _, _ in finished})
 
-    greedy_generate_stream(lm, prompts_ids, [4, 9, 2, 7, 3], 2, on_finish)
-    for item, text in enumerate(MORE_TEXTS):
+    if loop == "stream":
+        greedy_generate_stream(lm, prompts_ids, [4, 9, 2, 7, 3], 2, on_finish)
+    else:
+        _slots(lm, prompts_ids, [4, 9, 2, 7, 3], 2, on_finish)
+    for item, text in enumerate(texts):
         rec = cache.get(_probe_key(lm, text, done[item], SETTINGS, 3))
         np.testing.assert_allclose(rec["scores"]["0"], _brute(lm, text, done[item], 0), atol=1e-4)
 
@@ -320,3 +327,79 @@ def test_newline_free_tokenizer_chain_cuts_and_seq2seq_probe(tmp_path):
     out = probe_scores(t5, [TEXTS[0]], [{"gen_ids": ids, "text": chain}], settings=SETTINGS,
                        cache=JsonlCache(tmp_path / "p.jsonl"))
     assert sorted(out[0]["scores"]) == [0, 1, 2, 3]
+
+
+# ---- the slot loop (analysis.cot.decode): the reference loop's outputs, the probe's layout
+SHARED = "<|im_start|>system\nYou are a careful reasoning assistant.<|im_end|>\n<|im_start|>user\n"
+
+
+def _slots(lm, prompts_ids, budgets, batch, on_finish=None, share_prefix=True, chunk=16, **kw):
+    from analysis.cot.decode import greedy_generate_slots
+    from analysis.cot.generate import _answer_line_done, _eos_ids
+
+    return greedy_generate_slots(lm.model, lm.tokenizer, prompts_ids, budgets, batch, _eos_ids(lm),
+                                 _answer_line_done(lm.tokenizer), on_finish, prefill_chunk=chunk,
+                                 share_prefix=share_prefix, **kw)
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_slot_loop_matches_reference_loop(lm, share_prefix):
+    """Slots reused by waiting prompts, the shared prefix computed once, the batch shrinking in the
+    tail and a capacity small enough to force left shifts: every row decodes as it does alone in
+    the reference loop (float32: exact)."""
+    from analysis.cot.generate import greedy_generate_stream
+
+    tok = lm.tokenizer
+    texts = [SHARED + t for t in MORE_TEXTS]
+    prompts_ids = [tok.encode(t, add_special_tokens=False) for t in texts]
+    budgets = [3, 5, 14, 2, 31]  # the longest admitted last: the counter passes the capacity
+    admitted = []
+
+    def on_finish(kv, finished):
+        admitted.append([item for _, item, _, _, _ in finished])
+
+    stats = {}
+    ours = _slots(lm, prompts_ids, budgets, 2, on_finish, share_prefix=share_prefix, chunk=1, slack=2, stats=stats)
+    alone = [greedy_generate_stream(lm, [p], [b], 1)[0] for p, b in zip(prompts_ids, budgets)]
+    assert ours == alone
+    assert stats["shifts"] >= 1 and stats["shrinks"] >= 1
+    assert (stats["shared_prefix"] > 0) == share_prefix
+    assert [len(g) for g in ours] == budgets
+    assert sorted(i for batch in admitted for i in batch) == list(range(5))
+
+
+def test_slot_loop_shares_only_a_real_prefix():
+    from analysis.cot.decode import common_prefix
+
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix([[1, 2], [1, 2]]) == 1  # each prompt keeps one token of its own
+    assert common_prefix([[7], [8, 9]]) == 0
+
+
+def test_cached_generation_reused_under_another_budget(lm, tmp_path):
+    """The budget is not part of the cache key: a shorter budget cuts a cached chain, a longer one
+    reuses chains that ended by themselves and regenerates only those the old budget stopped."""
+    cache = JsonlCache(tmp_path / "g.jsonl")
+    short = generate(lm, TEXTS, max_new_tokens=5, settings=SETTINGS, batch_size=2, cache=cache)
+    assert all(g["hit_max"] and g["n_new_tokens"] == 5 for g in short)
+    longer = generate(lm, TEXTS, max_new_tokens=9, settings=SETTINGS, batch_size=2, cache=cache)
+    assert not any(g["cached"] for g in longer)  # all three had hit the smaller budget
+    again = generate(lm, TEXTS, max_new_tokens=3, settings=SETTINGS, batch_size=2, cache=cache)
+    assert all(g["cached"] for g in again)
+    assert [g["gen_ids"] for g in again] == [g["gen_ids"][:3] for g in longer]
+
+
+def test_larger_budget_continues_cut_chains(lm, tmp_path):
+    """A chain cut by a smaller budget is continued, not regenerated: the result equals a fresh
+    generation under the larger budget, and the probe sees the whole chain."""
+    cache, fresh = JsonlCache(tmp_path / "g.jsonl"), JsonlCache(tmp_path / "f.jsonl")
+    generate(lm, MORE_TEXTS, max_new_tokens=4, settings=SETTINGS, batch_size=2, cache=cache, probe=True,
+             probe_cache=JsonlCache(tmp_path / "p.jsonl"))
+    continued = generate(lm, MORE_TEXTS, max_new_tokens=11, settings=SETTINGS, batch_size=2, cache=cache, probe=True,
+                         probe_cache=JsonlCache(tmp_path / "p.jsonl"))
+    direct = generate(lm, MORE_TEXTS, max_new_tokens=11, settings=SETTINGS, batch_size=2, cache=fresh)
+    assert [g["gen_ids"] for g in continued] == [g["gen_ids"] for g in direct]
+    probe_cache = JsonlCache(tmp_path / "p.jsonl")
+    for text, g in zip(MORE_TEXTS, continued):
+        rec = probe_cache.get(_probe_key(lm, text, g["gen_ids"], SETTINGS, 3))
+        np.testing.assert_allclose(rec["scores"]["0"], _brute(lm, text, g["gen_ids"], 0), atol=1e-4)

@@ -539,3 +539,17 @@ def test_a_bad_free_space_setting_is_a_clear_error(tmp_path, monkeypatch, value)
     monkeypatch.setenv("ANALYSIS_STORE_MIN_FREE_MB", value)
     with pytest.raises(ConfigError, match="ANALYSIS_STORE_MIN_FREE_MB.*not a number of MiB.*fix"):
         Store(tmp_path).check_writable("smoke", "fault_toy")
+
+
+def test_a_reader_holding_a_run_that_force_replaced_is_told_so(tmp_path):
+    """A reader opened the run, then another process's `run --force` replaced it with other bytes:
+    the reader's next read says the run was replaced (and that the new one is intact), not that it
+    is damaged; a reader opened afterwards reads the new run."""
+    assert child(tmp_path, 1.0)[0] == 0
+    key = next(exp_dir(tmp_path).iterdir()).name
+    reader = Store(tmp_path).load("smoke", "fault_toy", key)
+    assert child(tmp_path, 2.0, force=True)[0] == 0
+    with pytest.raises(StoreError, match="replaced by a newer computation") as err:
+        reader.rows("extra")
+    assert "new run is intact" in str(err.value)
+    assert Store(tmp_path).load("smoke", "fault_toy", key).rows("extra") == [{"x": 2.0}]

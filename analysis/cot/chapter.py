@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..models import spec
-from ..report import MISSING, escape_md, pct
+from ..report import MISSING, escape_md, num, pct
 from .compute import ANCHORS, _direct_prefix
 from .extract import INVALID
 from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
@@ -166,7 +166,9 @@ def format_table(run) -> pd.DataFrame:
         ("answer read by the strict rule (an `Answer: X` line)", m["n_strict"]),
         ("answer read only by the flexible rule", m["n_flexible"]),
         ("INVALID (no answer found)", m["n_invalid"]),
-        ("exactly three reasoning steps (any answer form)", m["n_three_steps"]),
+        ("at least one `Reasoning:` marker", m.get("n_marked_any", float("nan"))),
+        ("three or more steps (markers, list items or paragraphs)",
+         sum(v for k, v in m["n_steps_hist"].items() if int(k) >= 3)),
         ("stopped by the token budget", m["n_hit_max"]),
         ("more than one letter named as the answer", m["n_conflicting_answers"]),
     ]
@@ -232,12 +234,116 @@ def category_fact(run, cat: str, what: str):
 
 def probe_table(run) -> pd.DataFrame:
     df = run.table("probe")
-    return pd.DataFrame({
-        "reasoning steps kept": df["steps_kept"], "items": df["n"],
-        "early answer = final CoT answer": df["agree"].map(pct),
-        "early answer correct": df["acc_probe"].map(pct),
-        "agreement, items with all cuts": df["agree_all_cuts"].map(pct),
-    })
+    out = {"steps kept": df["steps_kept"], "items": df["n"],
+           "early = final": df["agree"].map(pct)}
+    if "chance" in df:
+        out["chance"] = df["chance"].map(pct)
+        out["kappa"] = df["kappa"].map(lambda v: num(v, 2))
+    out["early answer correct"] = df["acc_probe"].map(pct)
+    out["early = final, items with all cuts"] = df["agree_all_cuts"].map(pct)
+    return pd.DataFrame(out)
+
+
+def probe_row(run, k: int) -> dict:
+    """The probe table's row for ``k`` steps kept (agree, chance, kappa, n; NaN where absent)."""
+    rows = {r["steps_kept"]: r for r in run.rows("probe")}
+    row = rows.get(k, {})
+    return {f: (float("nan") if row.get(f) is None else row[f]) for f in ("agree", "chance", "kappa", "n")}
+
+
+PLACEMENT_TITLES = {"system": "instruction as the system turn", "user": "instruction at the start of the user turn"}
+
+
+def minutes(run, timing: str) -> str:
+    """A stored compute time in minutes, for prose ('12.3')."""
+    return num(run.metrics.get("timings", {}).get(timing, float("nan")) / 60, 1)
+
+
+def placements(run) -> dict:
+    """Per placement of the CoT instruction, its summary on the first ``variant_n`` questions."""
+    return run.metrics.get("placements") or {}
+
+
+def placement_table(run) -> pd.DataFrame:
+    """Format compliance, validity and accuracy of both placements on the same questions."""
+    rows = []
+    main = run.metrics.get("main_placement")
+    for name, sm in placements(run).items():
+        n = sm["n"]
+        rows.append({"placement": PLACEMENT_TITLES.get(name, name) + (" (main run)" if name == main else ""),
+                     "n": n, "format ok": sm["n_format_ok"], "uses `Reasoning:`": sm["n_marked_any"],
+                     "INVALID": sm["n_invalid"], "budget hit": sm["n_hit_max"],
+                     "acc. without CoT": pct(sm["acc_direct"]), "acc. with CoT": pct(sm["acc_cot"]),
+                     "FC / FI": f"{sm['n_flip_to_correct']} / {sm['n_flip_to_incorrect']}",
+                     "McNemar p": p_text(sm["mcnemar_p"])})
+    return pd.DataFrame(rows)
+
+
+def placement(run, name: str, field: str):
+    """One number of one placement's summary ("main" / "other" name the run's two placements)."""
+    m = run.metrics
+    key = m.get("main_placement") if name == "main" else m.get("other_placement") if name == "other" else name
+    return placements(run).get(key, {}).get(field, float("nan"))
+
+
+def kappa_words(kappa: float) -> str:
+    """Landis and Koch's (1977) words for a kappa: 'slight', 'fair', 'moderate', 'substantial',
+    'almost perfect'; 'no better than chance' at or below 0."""
+    if not np.isfinite(kappa):
+        return MISSING
+    if kappa <= 0:
+        return "no better than chance"
+    for limit, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+        if kappa <= limit:
+            return word
+    return "almost perfect"
+
+
+def control(run) -> dict:
+    return run.metrics.get("control") or {}
+
+
+def control_fact(run, what: str, k: int = 0):
+    """Numbers of the option-order control: ``same_<field>`` (share of answers that name the same
+    option as in the original order), ``agree_main``/``kappa_main``/``chance_main`` and the same for
+    ``_control`` (early answer after k steps vs final answer), ``top_k0_<run>`` (the most frequent
+    zero-step letter and its share)."""
+    c = control(run)
+    if not c:
+        return float("nan")
+    if what.startswith("same_"):
+        return c["same_option"][what.removeprefix("same_")]["same_option"]
+    if what.startswith(("agree_", "kappa_", "chance_", "n_")):
+        field, which = what.split("_", 1)
+        rows = {r["steps_kept"]: r for r in c[f"probe_{which}"]}
+        value = rows.get(k, {}).get(field)
+        return float("nan") if value is None else value
+    if what.startswith("top_k0_"):
+        counts = c["letters"][f"{what.removeprefix('top_k0_')} probe_k0"]
+        valid = {L: v for L, v in counts.items() if L != INVALID}
+        total = sum(valid.values())
+        letter = max(valid, key=valid.get) if total else "none"
+        return {"letter": letter, "share": pct(valid.get(letter, 0) / total) if total else MISSING}
+    raise KeyError(what)
+
+
+def control_table(run) -> pd.DataFrame:
+    """Original order against options rotated, on the same questions."""
+    c = control(run)
+    if not c:
+        return pd.DataFrame()
+    main = placements(run).get(run.metrics.get("main_placement"), {})
+    rows = [("accuracy without CoT", pct(main.get("acc_direct")), pct(c["acc_direct"])),
+            ("accuracy with CoT", pct(main.get("acc_cot")), pct(c["acc_cot"])),
+            ("INVALID", main.get("n_invalid"), c["n_invalid"])]
+    for label, run_name in (("most frequent zero-step letter", "main"), ):
+        top_m, top_c = control_fact(run, "top_k0_main"), control_fact(run, "top_k0_control")
+        rows.append((label, f"{top_m['letter']} ({top_m['share']})", f"{top_c['letter']} ({top_c['share']})"))
+    for k in range(len(c["probe_main"])):
+        rows.append((f"early = final after {k} steps (kappa)",
+                     f"{pct(control_fact(run, 'agree_main', k))} ({num(control_fact(run, 'kappa_main', k), 2)})",
+                     f"{pct(control_fact(run, 'agree_control', k))} ({num(control_fact(run, 'kappa_control', k), 2)})"))
+    return pd.DataFrame(rows, columns=["", "original order", "options rotated"])
 
 
 def probe_agree(run, k: int) -> float:
@@ -325,8 +431,33 @@ def _md_escape(text) -> str:
     return escape_md("" if text is None else text, newlines=" ⏎ ", long_words=30)
 
 
-def examples_text(run, category: str, limit: int | None = None) -> str:
-    """Markdown of :func:`examples_md`: one list item per sampled question, with our label."""
+PDF_STEP_CHARS = 320  # the PDF's excerpt of a chain: each of its first three steps cut here
+
+
+def chain_markdown(text: str, full: bool = True) -> str:
+    """A stored output's chain of thought (``extract.chain_steps``) as inline markdown, steps
+    separated by arrows; ``full=False`` keeps the first three steps, each cut at PDF_STEP_CHARS
+    characters, and says what was left out (the PDF's excerpt; the HTML shows every step)."""
+    from .extract import chain_steps
+
+    steps = [st for st, _, _ in chain_steps(text or "")]
+    if not steps:
+        return f"(no reasoning before the answer) Raw output: «{_md_escape(text)}»"
+    shown = steps if full else steps[:3]
+    parts = []
+    for st in shown:
+        cut = not full and len(st) > PDF_STEP_CHARS
+        parts.append(f"*{_md_escape(st[:PDF_STEP_CHARS].rstrip() if cut else st)}*" + (" […]" if cut else ""))
+    out = " → ".join(parts)
+    left = len(steps) - len(shown)
+    if left:
+        out += f" (+{left} more step{'s' if left > 1 else ''}; all of them in the HTML book)"
+    return out
+
+
+def examples_text(run, category: str, limit: int | None = None, full: bool = True) -> str:
+    """Markdown of the sampled questions of a category: one list item per question, with the whole
+    chain (``full``) or the PDF's excerpt of it, and our label."""
     df = run.table()
     d = df[(df["flip"] == category) & df["qual_rank"].notna()].sort_values("qual_rank")
     if limit is not None:
@@ -343,9 +474,7 @@ def examples_text(run, category: str, limit: int | None = None) -> str:
             reading = f"  \n  *Our reading:* **{label.replace('_', ' ')}**" + (f": {_md_escape(note)}" if _str(note) else "")
         opts = "; ".join(f"**{l}.** {_md_escape(c)}" for l, c in zip("ABCD", r["choices"]))
         where = f" ({_md_escape(r['topic'])})" if _str(r["topic"]) else ""
-        steps = [s for s in (r["step1"], r["step2"], r["step3"]) if isinstance(s, str)]
-        chain = " → ".join(f"*{_md_escape(s)}*" for s in steps) if steps else "(no `Reasoning:` lines)"
-        raw = "" if steps else f" Raw output: «{_md_escape(r['cot_text'][:400])}»"
+        chain, raw = chain_markdown(r["cot_text"], full), ""
         flag = " ⚠ the reasoning's last step names another option." if r["reasoning_answer_mismatch"] else ""
         probe = ""
         if r["in_probe"]:
@@ -369,15 +498,15 @@ def appendix_text(run) -> str:
         n = n_flip(run, cat)
         k = int(run.table()["flip"].eq(cat).mul(run.table()["qual_rank"].notna()).sum())
         title = FLIP_TITLES[cat].split(" (")[0].capitalize()
-        listing = examples_text(run, cat)
-        # HTML: a collapsed callout; PDF: the plain list (a Typst callout does not break across
-        # pages, so a long one would be cut off)
+        listing, excerpt = examples_text(run, cat), examples_text(run, cat, full=False)
+        # HTML: a collapsed callout with every chain whole; PDF: the plain list with the first three
+        # steps of each chain (a Typst callout does not break across pages)
         parts.append(f"## {title} {{#sec-cot-out-{cat.replace('_', '-')}}}\n\n"
                      f"{k} of the {n} questions of this category, drawn with seed {run.config['seed']}.\n\n"
                      f"::::: {{.content-visible when-format=\"html\"}}\n"
                      f"::: {{.callout-note collapse=\"true\" appearance=\"minimal\"}}\n"
                      f"## The {k} sampled chains\n\n{listing}\n:::\n:::::\n\n"
-                     f"::::: {{.content-visible unless-format=\"html\"}}\n{listing}\n:::::\n")
+                     f"::::: {{.content-visible unless-format=\"html\"}}\n{excerpt}\n:::::\n")
     return "\n".join(parts)
 
 
@@ -505,15 +634,10 @@ def _opt(x):
 
 
 def _all_steps(rec: dict) -> list[str]:
-    """Every ``Reasoning:`` step of a stored output. The run stores the first three (the probe cuts
-    at most there); the rest are read again from the stored raw text with the same extractor, and
-    used only when that reproduces the stored three and the stored step count (otherwise the stored
-    three alone: the extractor changed since the run, and the run is what the book reports)."""
-    from .extract import extract
+    """Every step of a stored output's chain of thought (``extract.chain_steps`` of the raw text)."""
+    from .extract import chain_steps
 
-    stored = [s for s in (rec["step1"], rec["step2"], rec["step3"]) if s is not None]
-    again = list(extract(rec["cot_text"], tuple(rec["choices"])).steps)
-    return again if again[:3] == stored and len(again) == rec["n_steps"] else stored
+    return [st for st, _, _ in chain_steps(rec["cot_text"] or "")]
 
 
 def cot_browser_data(run) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -64,7 +65,7 @@ def _run_model(config: CotConfig, lm, direct_in: list[str], cot_in: list[str], s
 def _record(q, d: dict, g: dict, p: dict | None, probe_steps: int) -> dict:
     """One question's row: metadata, both answers, the extracted chain, the flip, the probe's letters."""
     ex = extract(g["text"], q.choices)
-    supports = reasoning_supports(ex.steps[:3], q.choices)
+    supports = reasoning_supports(ex.steps, q.choices)
     gold = q.answer_letter
     rec = {
         "id": q.id, "subject": q.subject, "topic": q.topic, "skill": q.skill, "sqa_category": q.category,
@@ -74,6 +75,7 @@ def _record(q, d: dict, g: dict, p: dict | None, probe_steps: int) -> dict:
         "direct_correct": d["letter"] == gold,
         "cot_text": g["text"], "cot_letter": ex.letter, "cot_rule": ex.rule, "cot_strict_letter": ex.strict_letter,
         "cot_correct": ex.letter == gold, "format_ok": ex.format_ok, "n_steps": len(ex.steps),
+        "n_marked": ex.n_marked,
         "step1": ex.steps[0] if len(ex.steps) > 0 else None,
         "step2": ex.steps[1] if len(ex.steps) > 1 else None,
         "step3": ex.steps[2] if len(ex.steps) > 2 else None,
@@ -134,6 +136,7 @@ def _metrics(config: CotConfig, records: list[dict], sample, family: str, settin
     cc = [r["cot_correct"] for r in records]
     flips = flip_table(dc, cc)
     valid = [r for r in records if r["cot_letter"] != INVALID]
+    max_steps = max([r["n_steps"] for r in records] + [7])
     return {
         "n": len(records), "model": config.model, "family": family, "pool_size": sample.pool_size,
         "n_rows_split": sample.n_rows, "excluded": sample.excluded, "data_source": sample.source,
@@ -149,7 +152,7 @@ def _metrics(config: CotConfig, records: list[dict], sample, family: str, settin
         "n_flexible": sum(r["cot_rule"] == "flexible" for r in records),
         "n_invalid": sum(r["cot_rule"] == "invalid" for r in records),
         "n_three_steps": sum(r["n_steps"] == 3 for r in records),
-        "n_steps_hist": {str(k): sum(r["n_steps"] == k for r in records) for k in range(0, 8)},
+        "n_steps_hist": {str(k): sum(r["n_steps"] == k for r in records) for k in range(0, max_steps + 1)},
         "n_hit_max": sum(r["hit_max"] for r in records),
         "n_conflicting_answers": sum(r["n_answer_letters"] > 1 for r in records),
         "n_reasoning_mismatch": sum(r["reasoning_answer_mismatch"] for r in records),
@@ -165,6 +168,126 @@ def _metrics(config: CotConfig, records: list[dict], sample, family: str, settin
         "decoding": {"strategy": "greedy", "max_new_tokens": config.max_new_tokens, "stop": "at the first 'Answer: X' line",
                      "batch_size": config.batch_size, "padding": "left", **settings},
     }
+
+
+def agreement_vs_chance(a: list[str], b: list[str]) -> dict:
+    """Agreement of two letter lists (INVALID and None excluded pairwise) against chance: observed
+    agreement, the agreement expected from the two lists' letter frequencies alone (what a probe
+    that always said "C" would reach if the final answers were C as often), and Cohen's kappa."""
+    pairs = [(x, y) for x, y in zip(a, b) if x in LETTERS and y in LETTERS]
+    if not pairs:
+        return {"n": 0, "agree": float("nan"), "chance": float("nan"), "kappa": float("nan")}
+    n = len(pairs)
+    p_o = sum(x == y for x, y in pairs) / n
+    p_e = sum((sum(x == L for x, _ in pairs) / n) * (sum(y == L for _, y in pairs) / n) for L in LETTERS)
+    kappa = (p_o - p_e) / (1 - p_e) if p_e < 1 else float("nan")
+    return {"n": n, "agree": p_o, "chance": p_e, "kappa": kappa}
+
+
+def _probe_kappa_rows(records: list[dict], probe_steps: int) -> list[dict]:
+    """Per cut k: the early answer's agreement with the final answer, against chance (kappa)."""
+    rows = []
+    for k in range(probe_steps + 1):
+        rows.append({"steps_kept": k, **agreement_vs_chance([r[f"probe_k{k}"] for r in records],
+                                                            [r["cot_letter"] for r in records])})
+    return rows
+
+
+def _summary(records: list[dict]) -> dict:
+    """Format compliance, validity and accuracy of one set of records (one prompt placement)."""
+    n = len(records)
+    dc = [r["direct_correct"] for r in records]
+    cc = [r["cot_correct"] for r in records]
+    flips = flip_table(dc, cc)
+    return {"n": n, "n_format_ok": sum(r["format_ok"] for r in records),
+            "n_invalid": sum(r["cot_letter"] == INVALID for r in records),
+            "n_marked_any": sum(r["n_marked"] > 0 for r in records),
+            "n_hit_max": sum(r["hit_max"] for r in records),
+            "acc_direct": float(np.mean(dc)) if n else float("nan"),
+            "acc_cot": float(np.mean(cc)) if n else float("nan"),
+            "mean_new_tokens": float(np.mean([r["n_new_tokens"] for r in records])) if n else float("nan"),
+            **{f"n_{k}": v for k, v in flips.items()},
+            "mcnemar_p": mcnemar_exact(flips["flip_to_correct"], flips["flip_to_incorrect"])}
+
+
+def _shifts(questions, seed: int) -> list[int]:
+    """Per question, how far the option-order control rotates its options (1-3, seeded by its id)."""
+    out = []
+    for q in questions:
+        rng = np.random.default_rng([seed, int(hashlib.sha256(q.id.encode()).hexdigest()[:8], 16)])
+        out.append(int(rng.integers(1, 4)))
+    return out
+
+
+def _original_letter(letter: str | None, shift: int) -> str | None:
+    """The letter an answer given under rotated options had in the original order."""
+    return LETTERS[(LETTERS.index(letter) - shift) % 4] if letter in LETTERS else letter
+
+
+def _evaluate(config: CotConfig, lm, questions, placement: str, settings: dict, timings: dict, tag: str,
+              direct: list[dict] | None = None):
+    """Direct answers (unless given), CoT with the probe, and one record per question, for one
+    prompt placement on ``questions`` (the variant and the option-order control)."""
+    tok, family = lm.tokenizer, lm.family
+    t = time.perf_counter()
+    if direct is None:
+        direct_in = [prompts.render(tok, prompts.direct_prompt(q), family, _direct_prefix(family)) for q in questions]
+        direct = score_letters(lm, direct_in, settings=settings, batch_size=config.batch_size,
+                               desc=f"direct, {tag}")
+    cot_in = [prompts.render(tok, prompts.cot_prompt(q, placement), family) for q in questions]
+    gens = generate(lm, cot_in, max_new_tokens=config.max_new_tokens, settings=settings,
+                    batch_size=config.batch_size, probe=True, probe_steps=config.probe_steps, desc=f"CoT, {tag}")
+    probed = probe_scores(lm, cot_in, gens, settings=settings, probe_steps=config.probe_steps,
+                          batch_size=max(1, config.batch_size // 2))
+    timings[f"{tag}_s"] = time.perf_counter() - t
+    return [_record(q, d, g, p, config.probe_steps) for q, d, g, p in zip(questions, direct, gens, probed)]
+
+
+VARIANT_FIELDS = ("id", "gold", "direct_letter", "direct_correct", "cot_letter", "cot_correct", "cot_rule",
+                  "format_ok", "n_steps", "n_marked", "n_new_tokens", "hit_max", "flip", "cot_text",
+                  "probe_k0", "probe_k1", "probe_k2", "probe_k3")
+
+
+def _variants(config: CotConfig, lm, questions, main_records: list[dict], direct: list[dict], settings: dict,
+              timings: dict) -> tuple[dict, dict]:
+    """The other placement and the option-order control on the first ``variant_n`` questions.
+
+    Returns (metrics, tables): per placement the summary (on the same questions for both), and
+    for the control the accuracies, the letters' spread and whether each answer names the same
+    option *content* as in the original order (a letter-biased answer does not follow its option)."""
+    n = min(config.variant_n, len(questions))
+    subset, main_sub = questions[:n], main_records[:n]
+    other = [p for p in prompts.PLACEMENTS if p != config.placement][0]
+    var = _evaluate(config, lm, subset, other, settings, timings, f"placement {other}", direct=direct[:n])
+    shifts = _shifts(subset, config.seed)
+    rotated = [q.rotated(s) for q, s in zip(subset, shifts)]
+    ctl = _evaluate(config, lm, rotated, config.placement, settings, timings, "option-order control")
+    for rec, s in zip(ctl, shifts):
+        rec["shift"] = s
+        for field in ("direct_letter", "cot_letter", *(f"probe_k{k}" for k in range(config.probe_steps + 1))):
+            rec[f"{field}_original"] = _original_letter(rec[field], s)
+    same = {}
+    for field in ("direct_letter", "cot_letter", "probe_k0"):
+        pairs = [(m[field], c[f"{field}_original"]) for m, c in zip(main_sub, ctl)
+                 if m[field] in LETTERS and c[field] in LETTERS]
+        same[field] = {"n": len(pairs), "same_option": float(np.mean([a == b for a, b in pairs])) if pairs else float("nan")}
+    letters = {name: {L: sum(r[field] == L for r in recs) for L in (*LETTERS, INVALID)}
+               for name, recs, field in (("gold", main_sub, "gold"), ("main probe_k0", main_sub, "probe_k0"),
+                                         ("control probe_k0", ctl, "probe_k0"), ("main direct", main_sub, "direct_letter"),
+                                         ("control direct", ctl, "direct_letter"), ("main cot", main_sub, "cot_letter"),
+                                         ("control cot", ctl, "cot_letter"))}
+    metrics = {
+        "variant_n": n,
+        "placements": {config.placement: _summary(main_sub), other: _summary(var)},
+        "main_placement": config.placement, "other_placement": other,
+        "control": {**_summary(ctl), "same_option": same, "letters": letters,
+                    "probe_main": _probe_kappa_rows(main_sub, config.probe_steps),
+                    "probe_control": _probe_kappa_rows(ctl, config.probe_steps)},
+    }
+    tables = {"variant_records": [{k: r.get(k) for k in VARIANT_FIELDS} for r in var],
+              "control_records": [{**{k: r.get(k) for k in VARIANT_FIELDS}, "shift": r["shift"],
+                                   **{k: v for k, v in r.items() if k.endswith("_original")}} for r in ctl]}
+    return metrics, tables
 
 
 def compute(config: CotConfig) -> Output:
@@ -187,8 +310,8 @@ def compute(config: CotConfig) -> Output:
 
     tok = lm.tokenizer
     direct_user = [prompts.direct_prompt(q) for q in questions]
-    cot_user = [prompts.cot_prompt(q) for q in questions]
     direct_in = [prompts.render(tok, u, family, _direct_prefix(family)) for u in direct_user]
+    cot_user = [prompts.cot_prompt(q, config.placement) for q in questions]
     cot_in = [prompts.render(tok, u, family) for u in cot_user]
     direct, gens = _run_model(config, lm, direct_in, cot_in, settings, timings)
 
@@ -205,7 +328,12 @@ def compute(config: CotConfig) -> Output:
                for i, (q, d, g) in enumerate(zip(questions, direct, gens))]
     _mark_qualitative_sample(records, config.n_qualitative, config.seed)
     probe_rows = _probe_rows(records, config.probe_steps)
+    for row, kappa in zip(probe_rows, _probe_kappa_rows(records, config.probe_steps)):
+        row.update(chance=kappa["chance"], kappa=kappa["kappa"])
+    variant_metrics, variant_tables = _variants(config, lm, questions, records, direct, settings, timings)
     metrics = _metrics(config, records, sample, family, settings, probe_rows, len(pidx), direct, gens, probed, timings)
+    metrics.update(variant_metrics)
+    metrics["n_marked_any"] = sum(r["n_marked"] > 0 for r in records)
     example = questions[0]
     prompt_rows = [
         {"variant": "direct (recorded)", "system": direct_user[0].system, "text": direct_user[0].user},
@@ -220,7 +348,7 @@ def compute(config: CotConfig) -> Output:
         tables={"records": records, "by_subject": accuracy_by(records, "subject"),
                 "by_group": accuracy_by(records, "group"), "probe": probe_rows,
                 "letters": _letter_counts(records), "prompts": [{"id": example.id, **r} for r in prompt_rows],
-                "selection": selection},
+                "selection": selection, **variant_tables},
         arrays={"flip_counts": np.array([flip_table([r["direct_correct"] for r in records],
                                                     [r["cot_correct"] for r in records])[k] for k in FLIPS])},
     )

@@ -17,6 +17,10 @@ class CotConfig:
     wave_size: int = 16  # questions per wave (direct + CoT), in sample order: a partial run is a prefix
     probe_n: int = 200  # items in the early-answering probe (seeded subset when < n_questions)
     probe_steps: int = 3  # cut the chain after 0..probe_steps reasoning steps
+    placement: str = "system"  # where the CoT instruction goes in the main run: "system" or "user" turn
+    # the other placement (format compliance measured, task 4.4) and the option-order control (the
+    # options rotated: letter bias vs content) run on the first variant_n questions of the sample
+    variant_n: int = 100
     n_qualitative: int = 20  # examples shown per flip category (seeded)
     n_boot: int = 10_000  # bootstrap resamples for the accuracy intervals
     device: str | None = None  # None: analysis.models.pick_device()
@@ -30,12 +34,14 @@ class CotConfig:
 
 
 CONFIGS = {
-    # Qwen2.5-Coder-1.5B-Instruct on CPU in bfloat16 (logits in float32): on this machine's CPU
-    # (AMX) a 4-row prefill took 1.3 s in bf16 vs 7.0 s in float32 and a decode step 0.21 vs 0.49 s.
-    # Continuous batching of 16 rows (a finished row's place goes to the next question at once);
-    # 256 new tokens: with the assignment's prompt many chains need more than 160 to reach "Answer:".
-    # Cold time of the whole run: bench/results/cot_offline_cold.json.
-    "offline": CotConfig(dtype="bfloat16", max_new_tokens=256, batch_size=16, wave_size=100),
+    # Qwen2.5-Coder-1.5B-Instruct on CPU in float32: the GGUF's dequantised weights as they are, and
+    # on a CPU without bf16 units (this machine: AVX-512 but no AVX512-BF16/AMX) a float32 decoding
+    # step is faster than a bf16 one (bench/results/cot_throughput.json). The slot loop
+    # (decode.py) with 64 rows; all 200 questions in one wave keeps the batch full. 512 new
+    # tokens: at 256, 47 of 200 chains were cut by the budget.
+    # All cores (torch_threads=0): the adaptive rule drops to one thread whenever the load average
+    # counts other jobs, even when they run at the lowest priority and take no time from this one.
+    "offline": CotConfig(dtype="float32", max_new_tokens=512, batch_size=64, wave_size=200, torch_threads=0),
     # the assignment's example model, hub data, a GPU: all 200 prompts in one batch (H100, random
     # weights, 128 new tokens: 7.6 s at batch 200 vs 29.6 s at 32 and ~390 s one at a time;
     # bench/results/gpu.json). flan-t5-base's cache for 200 rows fits a 16 GB Colab T4 easily.
@@ -43,5 +49,5 @@ CONFIGS = {
                       torch_threads=0),
     # tests and the book check: SmolLM2-135M on five questions, short chains (numbers mean nothing)
     "smoke": CotConfig(model="smollm2_135m", n_questions=5, max_new_tokens=48, batch_size=4, wave_size=5, probe_n=5,
-                       n_qualitative=3, n_boot=500),
+                       n_qualitative=3, n_boot=500, variant_n=3),
 }

@@ -19,9 +19,13 @@ Further rules, stated here because they decide what counts as an answer:
   (c)``, ``answer is d.`` read as B, C, D, but in ``the answer is a mammal`` the ``a`` is the
   article (no answer); capital letters followed by text (``Answer: C. Both ...``) are letters.
 
-Reasoning steps are the texts after each ``Reasoning:`` marker, found at line starts (numbered or
-bold variants too) and, for outputs written on one line, wherever ``Reasoning:`` follows a space;
-a step ends at the end of its line, at the next marker or before ``Answer:``.
+The chain of thought is everything before the answer line, in steps (``chain_steps``): where the
+output uses ``Reasoning:`` markers (at line starts, numbered or bold variants too, or, in outputs
+written on one line, wherever ``Reasoning:`` follows a space) each step is the whole text from its
+marker to the next marker or the answer, continuation lines included, and words before the first
+marker are a step of their own; an output without markers (numbered lists, paragraphs) is cut at
+its top-level list items, headings and paragraph breaks. ``reasoning_steps`` keeps the narrower
+reading (the marker's own line), used only to say whether the output followed the format.
 
 An output neither rule reads is ``INVALID``: counted and shown, never dropped or guessed.
 """
@@ -70,9 +74,10 @@ class Extraction:
     rule: str  # "strict" | "flexible" | "invalid"
     strict_letter: str | None
     n_answer_letters: int  # distinct letters named on answer lines (>1: conflicting answers)
-    steps: tuple[str, ...]  # every "Reasoning:" step, in order
+    steps: tuple[str, ...]  # the whole chain in steps (chain_steps), in order
     format_ok: bool  # exactly three Reasoning steps, then a strict Answer, nothing else
     hedge: bool = False  # the answer offered several letters ("A or B"): read as INVALID
+    n_marked: int = 0  # how many "Reasoning:" markers the chain uses
 
 
 def _norm(text: str) -> str:
@@ -116,6 +121,62 @@ def reasoning_steps(text: str) -> list[tuple[str, int, int]]:
     return out
 
 
+_MARKER_PREFIX = re.compile(r"[ \t]*[\*#]*\s*(?:step\s*\d+\s*[:.-]\s*)?reasoning(?:\s*(?:step\s*)?\d+)?\s*[\*]*\s*:"
+                            r"\s*[\*]*\s*", re.IGNORECASE)
+# where a chain written without markers starts a new step: a top-level list item, "Step 2:", a heading
+_UNIT_START = re.compile(r"(?:\d+[.)]\s|step\s*\d+\s*[:.)-]|[-*\u2022]\s|#{1,6}\s|\*\*)", re.IGNORECASE)
+
+
+def chain_end(text: str) -> int:
+    """Where the chain of thought ends: the start of the first answer line (else the text's end)."""
+    stop = _ANSWER_LINE.search(text)
+    limit = stop.start() if stop else len(text)
+    marked = reasoning_steps(text)
+    if marked and _is_one_line(text):  # one-line outputs: the inline "Answer:" after the last step
+        inline = _ANSWER_INLINE.search(text, marked[-1][1], limit)
+        limit = inline.start() if inline else limit
+    return limit
+
+
+def chain_steps(text: str) -> list[tuple[str, int, int]]:
+    """The whole chain of thought in steps: (step text, start, end) in characters of ``text``;
+    ``text[:end]`` ends after a newline or before the next step's marker, never inside a step.
+
+    With ``Reasoning:`` markers, each step runs from its marker to the next one (or to the answer
+    line), so lines that continue a step (lists, sub-steps) belong to it, and text before the first
+    marker is a step of its own. Without markers, steps begin at top-level list items, ``Step n``
+    lines, headings and after blank lines; indented lines continue the step above them."""
+    limit = chain_end(text)
+    marked = reasoning_steps(text)
+    if not marked:
+        return _units(text, 0, limit)
+    starts = [start for _, start, _ in marked]
+    out = _units(text, 0, starts[0])  # reasoning written before the first marker
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else limit
+        m = _MARKER_PREFIX.match(text, start)
+        content = m.end() if m and m.end() <= end else start
+        out.append((_clean_step(text[content:end]), start, end))
+    return [step for step in out if step[0]]
+
+
+def _units(text: str, begin: int, end: int) -> list[tuple[str, int, int]]:
+    """Steps of ``text[begin:end]`` written without markers: a step begins at a top-level list
+    item, a ``Step n`` line, a heading or after a blank line; other lines continue it."""
+    out: list[tuple[str, int, int]] = []
+    pos, unit_start, blank_before = begin, None, True
+    for line in text[begin:end].splitlines(keepends=True):
+        if line.strip() and (blank_before or (not line[:1].isspace() and _UNIT_START.match(line))):
+            if unit_start is not None:
+                out.append((_clean_step(text[unit_start:pos]), unit_start, pos))
+            unit_start = pos
+        blank_before = not line.strip()
+        pos += len(line)
+    if unit_start is not None and text[unit_start:end].strip():
+        out.append((_clean_step(text[unit_start:end]), unit_start, end))
+    return out
+
+
 def _hedged(text: str, m: re.Match, group: int = 1) -> bool:
     """Whether the answer letter matched by ``m`` is offered with another one ("A or B")."""
     letter = m.group(group).upper()
@@ -148,7 +209,8 @@ def _format_ok_one_line(text: str) -> bool:
 
 def extract(text: str, choices: tuple[str, ...] | None = None) -> Extraction:
     """Strict then flexible extraction of the final letter from one chain-of-thought output."""
-    steps = tuple(s for s, _, _ in reasoning_steps(text))
+    steps = tuple(s for s, _, _ in chain_steps(text))
+    n_marked = len(reasoning_steps(text))
     strict_m = list(_STRICT.finditer(text))
     if not strict_m and _is_one_line(text):
         strict_m = list(_STRICT_INLINE.finditer(text))
@@ -178,7 +240,7 @@ def extract(text: str, choices: tuple[str, ...] | None = None) -> Extraction:
             and all(re.match(r"^\s*Reasoning:\s*\S", ln) for ln in lines[:3])
             and _STRICT.match(lines[3]) is not None
         )
-    return Extraction(letter, rule, strict[0] if strict else None, n_letters, steps, format_ok, hedge)
+    return Extraction(letter, rule, strict[0] if strict else None, n_letters, steps, format_ok, hedge, n_marked)
 
 
 def _flexible(text: str, choices: tuple[str, ...] | None) -> tuple[str, bool] | None:

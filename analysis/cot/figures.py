@@ -68,6 +68,13 @@ def early_answering(run):
     if n_all.max() > 0:
         ax.plot(probe["steps_kept"], agree_all.astype(float), "s--", color="#e9c46a",
                 label=f"items with all cuts (n={int(n_all.max())})")
+    if "chance" in probe:  # what the two answers' letter frequencies alone give (Cohen's kappa's p_e)
+        chance = pd.to_numeric(probe["chance"], errors="coerce").astype(float)
+        ax.plot(probe["steps_kept"], chance, "^:", color="#e76f51", label="chance (letter frequencies)")
+    control = (run.metrics.get("control") or {}).get("probe_control")
+    if control and any(np.isfinite(float(r["agree"])) for r in control if r["agree"] is not None):
+        ax.plot([r["steps_kept"] for r in control], [np.nan if r["agree"] is None else r["agree"] for r in control],
+                "d-.", color="#8e6c8a", label=f"options rotated (first {run.metrics['variant_n']})")
     for k, a, n in zip(probe["steps_kept"], agree, probe["n"]):
         if np.isfinite(a):
             ax.annotate(f"n={n}", (k, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=FONT)
@@ -78,7 +85,7 @@ def early_answering(run):
     ax.set_xlabel("reasoning steps kept before asking for the answer")
     ax.set_ylabel("agrees with final CoT answer")
     ax.set_ylim(0, 1.08)
-    return _finish(fig, ax, legend_loc="lower right" if np.isfinite(agree).any() else None)
+    return _finish(fig, ax, legend_loc="below" if np.isfinite(agree).any() else None)
 
 
 def letter_distribution(run):
@@ -104,6 +111,8 @@ def _finish(fig, ax, legend_loc: str | None = None):
     top/right spines, tight layout."""
     if legend_loc == "above":  # one row above the axes: inside them it would cover the tallest bars
         ax.legend(fontsize=FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    elif legend_loc == "below":  # under the axis label, off the data
+        ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
     elif legend_loc:
         ax.legend(fontsize=FONT, loc=legend_loc)
     ax.tick_params(labelsize=FONT)

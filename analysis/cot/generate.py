@@ -30,11 +30,12 @@ import numpy as np
 from ..paths import cache_dir
 from ..progress import progress
 from ..store import canonical_json
-from .extract import reasoning_steps
+from .extract import chain_steps
 from .prompts import PROBE_ANSWER_PREFIX
 
 LETTERS = "ABCD"
 STOP_RULE = "answer-line-v1"  # stop a row once its new text contains "Answer: <A-D>"
+CUT_RULE = "chain-steps-v2"  # where the probe cuts a chain (extract.chain_steps); part of the probe's cache key
 _STOP_RX = re.compile(r"answer\s*:\s*\(?\s*[A-D](?![A-Za-z])", re.IGNORECASE)
 
 
@@ -302,7 +303,8 @@ def _clean_gen_ids(ids: list[int], tok) -> list[int]:
 
 
 def step_cut_tokens(tok, gen_ids: list[int], max_steps: int = 3) -> list[int | None]:
-    """Token counts of the generation that end after its k-th ``Reasoning:`` step, k = 0..max_steps.
+    """Token counts of the generation that end after its k-th step (``extract.chain_steps``: the
+    whole chain, marked or not), k = 0..max_steps.
 
     k = 0 is 0 tokens (no reasoning). A step on its own line is cut after its newline; a step
     followed on the same line by the next marker (outputs without newlines, e.g. a tokenizer with
@@ -311,7 +313,7 @@ def step_cut_tokens(tok, gen_ids: list[int], max_steps: int = 3) -> list[int | N
     end of the text (no newline or marker after it: the cut would split an unfinished step).
     """
     text = tok.decode(gen_ids, skip_special_tokens=True)
-    steps = reasoning_steps(text)
+    steps = chain_steps(text)
     cuts: list[int | None] = [0]
     prefix_len = [len(tok.decode(gen_ids[:i], skip_special_tokens=True)) for i in range(len(gen_ids) + 1)]
     for k in range(1, max_steps + 1):
@@ -436,6 +438,7 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
 
     model, tok = lm.model, lm.tokenizer
     eos = _eos_ids(lm)
+    stop = _answer_line_done(tok)
     device = model.device
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     queue = list(range(len(prompts)))
@@ -465,8 +468,7 @@ def greedy_generate_stream(lm: LM, prompts: list[list[int]], max_new_tokens: int
                 continue
             g = gen[row.item]
             g.append(t)
-            if len(g) >= budgets[row.item] or _STOP_RX.search(tok.decode(g[-12:], skip_special_tokens=True)) \
-                    and _STOP_RX.search(tok.decode(g, skip_special_tokens=True)):
+            if len(g) >= budgets[row.item] or stop(g):
                 finished.append(j)
         if finished:
             if on_finish is not None:
@@ -507,22 +509,59 @@ def _hf_generate(lm: LM, enc, max_new_tokens: int) -> list[list[int]]:
     return [_clean_gen_ids(row[1:].tolist(), tok) for row in out.sequences]
 
 
+def _answer_line_done(tok):
+    """``stop(ids)``: whether generated ids hold an ``Answer: X`` line (the last few tokens are
+    decoded first; the whole text only to confirm, so the check stays linear in the length)."""
+    def stop(ids: list[int]) -> bool:
+        return bool(_STOP_RX.search(tok.decode(ids[-12:], skip_special_tokens=True))) \
+            and bool(_STOP_RX.search(tok.decode(ids, skip_special_tokens=True)))
+    return stop
+
+
+def _within_budget(rec: dict | None, budget: int, tok) -> dict | None:
+    """A cached generation as it would be under ``budget`` new tokens, or None if it cannot tell.
+
+    Greedy decoding does not depend on the budget until the budget stops it: a generation that
+    ended by itself after n tokens is the answer for any budget >= n, and its first ``budget``
+    tokens (cut there) for a smaller one; one that was stopped by its budget answers smaller
+    budgets only. So a larger budget regenerates only the items that hit the smaller one."""
+    if rec is None:
+        return None
+    ids, hit, n = rec["gen_ids"], rec["hit_max"], rec["n_new_tokens"]
+    if n < budget and hit:
+        return None  # stopped early by a smaller budget: the rest is unknown
+    if n <= budget:
+        return rec
+    cut = ids[:budget]
+    return {**rec, "gen_ids": cut, "text": tok.decode(cut, skip_special_tokens=True), "n_new_tokens": budget,
+            "hit_max": True}
+
+
 def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, batch_size: int = 8,
              cache: JsonlCache | None = None, probe: bool = False, probe_steps: int = 3,
-             probe_cache: JsonlCache | None = None, desc: str = "CoT") -> list[dict]:
+             probe_cache: JsonlCache | None = None, desc: str = "CoT", loop: str = "slots") -> list[dict]:
     """Greedy generation for each text (cached): ``{"text", "gen_ids", "n_new_tokens", ...}``.
 
-    Decoder-only models decode with continuous batching (``greedy_generate_stream``): ``batch_size``
-    rows, each replaced by a waiting text as soon as it finishes. With ``probe``, the early-answering
-    scores of each new generation are computed on the batch's KV cache right away and stored in
-    ``probe_cache`` (see ``probe_scores``).
+    Decoder-only models decode with continuous batching: ``batch_size`` rows, each replaced by a
+    waiting text as soon as it finishes; ``loop="slots"`` (``decode.greedy_generate_slots``: one
+    preallocated KV cache, the shared prompt prefix computed once) or ``"stream"`` (the reference
+    loop, ``greedy_generate_stream``). With ``probe``, the early-answering scores of each new
+    generation are computed on the batch's KV cache right away and stored in ``probe_cache``
+    (see ``probe_scores``). The cache key does not hold the budget: an item generated under one
+    budget is reused under another where greedy decoding gives the same tokens (``_within_budget``);
+    a chain a smaller budget cut is continued from where it stopped (its prompt and tokens so far are
+    prefilled, then decoding goes on), not generated again from the start.
     """
     cache = cache or default_cache("generations")
     probe_cache = probe_cache or default_cache("probe")
-    gen_settings = {**settings, "kind": "generate", "max_new_tokens": max_new_tokens, "decoding": "greedy",
-                    "stop": STOP_RULE}
+    gen_settings = {**settings, "kind": "generate", "decoding": "greedy", "stop": STOP_RULE}
     keys = [cache_key(lm.cache_id, t, gen_settings) for t in texts]
-    todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
+    tok_for_cut = lm.tokenizer if any(cache.get(k) is not None for k in keys) else None
+    found = [_within_budget(cache.get(k), max_new_tokens, tok_for_cut) for k in keys]
+    todo = [i for i, rec in enumerate(found) if rec is None]
+    # chains cut by a smaller budget: continue them (decoder-only models)
+    head = {i: cache.get(keys[i])["gen_ids"] for i in todo
+            if cache.get(keys[i]) is not None and lm.family != "seq2seq"}
     if todo:
         tok, model = lm.tokenizer, lm.model
         todo.sort(key=lambda i: len(texts[i]))  # similar lengths together: little padding
@@ -530,7 +569,8 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
 
         def record(i, ids, seconds):
             return {"key": keys[i], "model": lm.name, "gen_ids": ids, "text": tok.decode(ids, skip_special_tokens=True),
-                    "n_new_tokens": len(ids), "hit_max": len(ids) >= max_new_tokens, "seconds": seconds}
+                    "n_new_tokens": len(ids), "hit_max": len(ids) >= max_new_tokens, "budget": max_new_tokens,
+                    "seconds": seconds}
 
         if lm.family == "seq2seq":
             for chunk in _batches(todo, batch_size):
@@ -547,7 +587,10 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
 
             def on_finish(kv, finished):
                 # the KV cache still holds the finished rows: probe them before they are dropped,
-                # then store them at once (an interrupted run keeps every finished row)
+                # then store them at once (an interrupted run keeps every finished row); a
+                # continued chain is its cached head + the new tokens, its prompt the original one
+                finished = [(row, item, head.get(todo[item], []) + ids, pad, plen - len(head.get(todo[item], [])))
+                            for row, item, ids, pad, plen in finished]
                 if probe:
                     items = [dict(text=texts[todo[item]], gen_ids=ids, row=row, pad=pad, prompt_len=plen)
                              for row, item, ids, pad, plen in finished]
@@ -559,12 +602,19 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
                 bar.update(len(finished))
                 adapt_threads()
 
-            prompts_ids = [tok.encode(texts[i], add_special_tokens=False) for i in todo]
-            greedy_generate_stream(lm, prompts_ids, max_new_tokens, batch_size, on_finish)
+            prompts_ids = [tok.encode(texts[i], add_special_tokens=False) + head.get(i, []) for i in todo]
+            budgets = [max_new_tokens - len(head.get(i, [])) for i in todo]
+            if loop == "stream":
+                greedy_generate_stream(lm, prompts_ids, budgets, batch_size, on_finish)
+            else:
+                from .decode import greedy_generate_slots
+
+                greedy_generate_slots(model, tok, prompts_ids, budgets, batch_size, _eos_ids(lm),
+                                      _answer_line_done(tok), on_finish, heads=[head.get(i, []) for i in todo])
         bar.close()
+        found = [_within_budget(cache.get(k), max_new_tokens, tok) for k in keys]
     out_rows = []
-    for i, k in enumerate(keys):
-        rec = cache.get(k)
+    for i, rec in enumerate(found):
         out_rows.append({**{f: rec[f] for f in ("text", "gen_ids", "n_new_tokens", "hit_max", "seconds")},
                          "cached": i not in todo})
     return out_rows
@@ -573,7 +623,7 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
 # ----------------------------------------------------------------------------- early answering
 def _probe_key(lm: LM, text: str, gen_ids: list[int], settings: dict, probe_steps: int) -> str:
     return cache_key(lm.cache_id, text, {**settings, "kind": "probe", "gen_ids": gen_ids,
-                                     "suffix": PROBE_ANSWER_PREFIX, "steps": probe_steps})
+                                     "suffix": PROBE_ANSWER_PREFIX, "steps": probe_steps, "cuts": CUT_RULE})
 
 
 def _probe_batch(lm: LM, items: list[dict], kv, settings: dict, probe_steps: int, cache: JsonlCache) -> None:
@@ -700,7 +750,7 @@ def seq2seq_probe_prefixes(chain: str, probe_steps: int) -> tuple[list[int | Non
     A step on its own line keeps the multi-line format (``...step\\nAnswer:``); a step followed
     on its line by the next marker (a chain without newlines, as flan-t5 writes it) is cut before
     that marker and ``" Answer:"`` follows, so no cut holds a later step or the final answer."""
-    steps = reasoning_steps(chain)
+    steps = chain_steps(chain)
     cuts, prefixes = [0], [PROBE_ANSWER_PREFIX]
     for k in range(1, probe_steps + 1):
         if k > len(steps):

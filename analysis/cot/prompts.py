@@ -76,9 +76,18 @@ def direct_prompt(q: Question) -> Prompt:
     return Prompt(user=f"{format_question(q)}\n{DIRECT_ANSWER_CUE}")
 
 
-def cot_prompt(q: Question) -> Prompt:
-    """Task 4.4's prompt: the assignment's instruction (system turn), the question block (user turn)."""
-    return Prompt(user=format_question(q), system=COT_INSTRUCTION)
+PLACEMENTS = ("system", "user")
+
+
+def cot_prompt(q: Question, placement: str = "system") -> Prompt:
+    """Task 4.4's prompt: the assignment's instruction as the **system** turn and the question
+    block as the user turn, or (``placement="user"``) the instruction, a blank line and the
+    question block, all in the user turn (the chat template's default system turn then applies)."""
+    if placement == "system":
+        return Prompt(user=format_question(q), system=COT_INSTRUCTION)
+    if placement == "user":
+        return Prompt(user=f"{COT_INSTRUCTION}\n\n{format_question(q)}")
+    raise ValueError(f"unknown placement {placement!r}: one of {PLACEMENTS}")
 
 
 def render(tokenizer, prompt: Prompt, family: str, assistant_prefix: str = "") -> str:

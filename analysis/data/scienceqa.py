@@ -54,6 +54,13 @@ class Question:
     def answer_letter(self) -> str:
         return LETTERS[self.answer_index]
 
+    def rotated(self, shift: int) -> "Question":
+        """The same question with its options moved ``shift`` letters down (cyclically): option
+        ``i`` is shown as letter ``(i + shift) % 4``; shifts 1-3 give every option a new letter."""
+        order = [(i - shift) % 4 for i in range(4)]  # the option shown at each letter
+        return dataclasses.replace(self, choices=tuple(self.choices[i] for i in order),
+                                   answer_index=(self.answer_index + shift) % 4)
+
     @property
     def stem(self) -> str:
         """The question's first line (e.g. "What do these two changes have in common?"): the
