@@ -70,11 +70,16 @@ class TokenTensors:
     def to(self, device) -> "TokenTensors":
         return TokenTensors(self.ids.to(device), self.lengths.to(device), self.labels.to(device))
 
-    def batch(self, idx, lengths_np: np.ndarray) -> dict:
-        """The rows ``idx`` (a tensor on the data's device) cut to their longest row, rounded up."""
+    def width(self, lengths_np: np.ndarray) -> int:
+        """The padded width of a batch with these row lengths: the longest, rounded up to PAD_MULTIPLE."""
+        return min(int(math.ceil(lengths_np.max() / PAD_MULTIPLE) * PAD_MULTIPLE), int(self.ids.shape[1]))
+
+    def batch(self, idx, lengths_np: np.ndarray | None = None, width: int | None = None) -> dict:
+        """The rows ``idx`` (a tensor on the data's device) cut to ``width`` (default: their longest
+        row, rounded up; from ``lengths_np``, their lengths on the host)."""
         import torch
 
-        width = min(int(math.ceil(lengths_np.max() / PAD_MULTIPLE) * PAD_MULTIPLE), self.ids.shape[1])
+        width = width if width is not None else self.width(lengths_np)
         ids = self.ids[idx, :width]
         mask = (torch.arange(width, device=ids.device)[None, :] < self.lengths[idx][:, None]).long()
         return {"input_ids": ids, "attention_mask": mask, "labels": self.labels[idx]}
@@ -245,11 +250,15 @@ def train_loop(model, train: TokenTensors, val: TokenTensors | None, *, device, 
     while step < stop:
         epoch = step // steps_per_epoch
         batches = length_grouped_batches(lengths, batch_size, seed, epoch)
-        for idx_np in batches[step - epoch * steps_per_epoch:]:
+        # the epoch's order on the device once, and each batch's width on the host: a step only slices
+        order = torch.as_tensor(np.concatenate(batches), device=device)
+        bounds = np.cumsum([0] + [len(b) for b in batches])
+        widths = [train.width(lengths[b]) for b in batches]
+        for i in range(step - epoch * steps_per_epoch, len(batches)):
             if step >= stop:
                 break
-            idx = torch.as_tensor(idx_np, device=device)
-            batch = train.batch(idx, lengths[idx_np])
+            idx_np = batches[i]
+            batch = train.batch(order[bounds[i]:bounds[i + 1]], width=widths[i])
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = forward(**batch).loss
             if scaler is not None:
@@ -305,13 +314,17 @@ def finetune_fast(cfg, root: Path, final: Path, device) -> Path:
     train = TokenTensors.from_texts(train_df["text"].tolist(), train_df["label"].to_numpy(), tokenizer, cfg.max_length)
     val = TokenTensors.from_texts(val_df["text"].tolist(), val_df["label"].to_numpy(), tokenizer, cfg.max_length)
     model = T._classifier(cfg).to(device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 parts (the loss, the optimizer) on tensor cores
-    result = train_loop(model, train, val, device=device, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                        seed=cfg.seed, mixed_precision=cfg.mixed_precision, eval_steps=cfg.eval_steps,
-                        eval_batch_size=cfg.eval_batch_size, logging_steps=cfg.logging_steps,
-                        checkpoint_dir=root / CHECKPOINT_DIR)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 parts (head, loss) on tensor cores, while training
+        result = train_loop(model, train, val, device=device, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                            learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                            warmup_ratio=cfg.warmup_ratio, seed=cfg.seed, mixed_precision=cfg.mixed_precision,
+                            eval_steps=cfg.eval_steps, eval_batch_size=cfg.eval_batch_size,
+                            logging_steps=cfg.logging_steps, checkpoint_dir=root / CHECKPOINT_DIR)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32  # the experiments after this one compute as before
     final.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
