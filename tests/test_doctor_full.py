@@ -40,7 +40,9 @@ def test_doctor_full_names_what_is_missing_and_how(tmp_path):
     assert "2.4 GB, size and sha256 checked" in out  # how the checkpoint comes
     assert "the course hands it out" in out and "the notebook asks for it" in out
     assert "Colab" in out.split("device:")[1].split("data:")[0]  # the GPU line says where to get one
-    assert "0 of 8 runs stored" in out and out.rstrip().endswith("(the arrows say how to get each)")
+    from analysis import experiments
+
+    assert f"0 of {len(experiments.load_all())} runs stored" in out and out.rstrip().endswith("(the arrows say how to get each)")
     assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").rglob("*.pth"))
 
 
@@ -73,3 +75,17 @@ def test_doctor_full_finds_the_pinned_copies(tmp_path, shared_data):
         fh.truncate(ck.size - 1)
     out = _doctor(tmp_path, "--no-load", ANALYSIS_DATA_DIR=str(shared_data)).stdout
     assert "a partial file of" in _line(out, "sam_vit_h")
+
+
+def test_status_prints_no_bars_or_warnings(tmp_path):
+    """`status` reads the store and downloads nothing: its output is the table, stderr stays empty."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYSIS_", "HF_"))}
+    env = {**base, "PYTHONPATH": str(PROJECT_ROOT), "ANALYSIS_RESULTS_DIR": str(tmp_path / "results")}
+    proc = subprocess.run([sys.executable, "-m", "analysis", "status", "--profile", "smoke"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    from analysis import experiments
+
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("result store: ") and len(lines) == 2 + len(experiments.load_all())
+    assert all(" missing " in line for line in lines[2:])
