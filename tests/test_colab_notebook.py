@@ -523,3 +523,56 @@ def test_chapter_notebooks_without_toc_or_output_dir(tmp_path, capsys):
     assert mod.add_link(page, "p.ipynb") is False
     assert "no table of contents" in capsys.readouterr().err
     assert mod.run(tmp_path / "empty", project_dir=tmp_path) == []
+
+
+def test_colab_glue_with_a_stub_colab(tmp_path, monkeypatch):
+    """The settings cell's Colab-only helpers against a stand-in ``google.colab``: the secret read
+    (absent: None; notebook access off: a message saying what to switch on) and the upload loop
+    (asks again and again, removes the working-directory copy files.upload() leaves)."""
+    import sys
+    import types
+
+    class SecretNotFoundError(Exception):
+        pass
+
+    class NotebookAccessError(Exception):
+        pass
+
+    secrets_ = {"GITHUB_TOKEN": "tok-from-the-key-panel"}
+
+    def get(name):
+        if name == "LOCKED":
+            raise NotebookAccessError(name)
+        if name not in secrets_:
+            raise SecretNotFoundError(name)
+        return secrets_[name]
+
+    uploads = [{"notes.txt": b"x"}, {"lung_field_dataset.npz": b"npz bytes"}]
+
+    def upload():
+        batch = uploads.pop(0)
+        for name, data in batch.items():
+            (tmp_path / name).write_bytes(data)  # as Colab does: a copy in the working directory
+        return batch
+
+    colab = types.ModuleType("google.colab")
+    colab.userdata = types.SimpleNamespace(get=get, SecretNotFoundError=SecretNotFoundError,
+                                           NotebookAccessError=NotebookAccessError)
+    colab.files = types.SimpleNamespace(upload=upload)
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.delenv("SKIP_COLAB_STEPS", raising=False)
+    monkeypatch.delenv("COLAB_SKIP", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = next(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code")
+    ns: dict = {}
+    exec(compile(settings, "settings cell", "exec"), ns)  # noqa: S102 - the notebook's own cell
+    assert ns["IN_COLAB"] and not ns["SKIP_COLAB_STEPS"]
+    assert ns["colab_secret"]("GITHUB_TOKEN") == "tok-from-the-key-panel" and ns["colab_secret"]("NOPE") is None
+    with pytest.raises(RuntimeError, match="switch 'Notebook access' on for LOCKED"):
+        ns["colab_secret"]("LOCKED")
+    asked = ns["upload_files"]("the lung file")
+    assert next(asked) == ("notes.txt", b"x") and next(asked) == ("lung_field_dataset.npz", b"npz bytes")
+    assert not list(tmp_path.iterdir())  # the working-directory copies are gone
