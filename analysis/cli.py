@@ -126,6 +126,9 @@ def _status_rows(store: Store, profiles) -> list[dict]:
 
 
 def _cmd_status(args) -> int:
+    from .doctor import quiet_libraries
+
+    quiet_libraries()  # status reads and downloads nothing: no progress bars, no library warnings
     store = Store()
     profiles = [active_profile(args.profile)] if args.profile else list(PROFILES)
     rows = _status_rows(store, profiles)
@@ -170,7 +173,7 @@ def _cmd_seal(args) -> int:
 def _cmd_doctor(args) -> int:
     from .doctor import run_doctor
 
-    return run_doctor(load_models=not args.no_load)
+    return run_doctor(load_models=not args.no_load, profile=args.profile)
 
 
 def _cmd_book_check(args) -> int:
@@ -239,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     seal.add_argument("--profile", choices=PROFILES, default=None, help="only this profile (default: all)")
     seal.set_defaults(func=_cmd_seal)
 
-    doctor = sub.add_parser("doctor", help="which models and data are reachable, which device")
+    doctor = sub.add_parser("doctor", help="which models and data are reachable, which device",
+                            description="Without --profile: loads and runs every offline model, validates the local "
+                                        "data, names the device. --profile full: exactly what the full profile needs "
+                                        "(SAM ViT-H, hub models and data at their pinned commits, the lung file, the "
+                                        "GPU and its bf16/fp16 support, the stored runs), each missing piece with "
+                                        "how to get it; nothing is downloaded. Exit status 1 when something is missing.")
+    doctor.add_argument("--profile", choices=PROFILES, default=None,
+                        help="full: check what the full profile needs (default: the offline checks)")
     doctor.add_argument("--no-load", action="store_true",
                         help="only locate models (reported as 'located', not checked) and check data files; "
                              "no model is loaded or run")

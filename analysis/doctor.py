@@ -1,4 +1,13 @@
-"""``python -m analysis doctor``: which models and data are reachable, and on which device."""
+"""``python -m analysis doctor``: which models and data are reachable, and on which device.
+
+``doctor`` (the default, offline profile) loads and runs every offline model and validates the
+local data; ``doctor --profile full`` checks exactly what the ``full`` profile needs without
+downloading anything: the SAM ViT-H checkpoint (cached, size and sha256), the hub models and data
+sets at their pinned commits (in the Hugging Face cache), the course's lung file, the GPU and its
+bf16/fp16 support, and the stored runs (with the SAM explorer's decoder a render needs); each
+missing piece is named with how to get it. Output is short: no progress bars (nothing downloads
+here) and no library warnings.
+"""
 
 from __future__ import annotations
 
@@ -110,7 +119,7 @@ OFFLINE_CHECKS = {
     "smollm2_135m": _check_smollm,
     "qwen25_coder_1p5b": _check_qwen,
 }
-HUB_CHECKS = {name: _random_build(name) for name in ("sam_vit_b", "bert_base_uncased", "gpt2", "flan_t5_base")}
+HUB_CHECKS = {name: _random_build(name) for name in ("sam_vit_h", "bert_base_uncased", "gpt2", "flan_t5_base")}
 
 
 def _check_data(title: str, root: Path) -> str:
@@ -144,7 +153,202 @@ def _report_lab() -> None:
           + ("" if browser else " (apt-get install chromium chromium-driver; the tests skip without them)"))
 
 
-def run_doctor(load_models: bool = True) -> int:
+def quiet_libraries() -> None:
+    """No progress bars and no library warnings: doctor and status download nothing."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("ANALYSIS_NO_PROGRESS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "datasets", "huggingface_hub", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# ---------------------------------------------------------------------------- doctor --profile full
+def _hub_snapshot(repo_id: str, revision: str, kind: str = "model") -> Path | None:
+    """The Hugging Face cache's snapshot folder of ``repo_id`` at ``revision``, if it is there."""
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo_id.replace('/', '--')}" / "snapshots" / revision
+    return folder if folder.is_dir() and any(folder.iterdir()) else None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def _full_models(models: list[str], load_models: bool) -> list[tuple[str, str, str | None]]:
+    """(name, what was found, how to get it if missing) for the full profile's models."""
+    from .models import HUB_REVISIONS, hf_source, spec
+    from .paths import cache_dir
+    from .sam import model as sam_model
+    from .store import sha256_file
+
+    rows = []
+    for name in models:
+        model = spec(name)
+        if model.family == "sam":
+            ck = sam_model.checkpoint(name)
+            dest = cache_dir() / "models" / ("sam-standins" if ck.standin else "sam") / Path(ck.url).name
+            if not dest.is_file() or dest.stat().st_size != ck.size:
+                have = "" if not dest.exists() else f" (a partial file of {_gib(dest.stat().st_size)} is there)"
+                rows.append((name, f"checkpoint {Path(ck.url).name} not downloaded{have}",
+                             f"downloaded ({_gib(ck.size)}, size and sha256 checked) by the first `python -m analysis "
+                             f"run sam_prompts --profile full`, into {dest.parent}; or copy it there from {ck.url}"))
+                continue
+            if load_models and sha256_file(dest) != ck.sha256:
+                rows.append((name, f"{dest} has the right size but not the sha256 {ck.sha256[:12]}...",
+                             f"delete it; the next run downloads it again ({ck.url})"))
+                continue
+            how = "sha256 verified now" if load_models else "size checked (sha256 with doctor --profile full, no --no-load)"
+            rows.append((name, f"{dest} ({_gib(ck.size)}), {how}", None))
+            continue
+        source = hf_source(name)
+        if source.revision is None:  # a stand-in folder ($ANALYSIS_MODEL_STANDINS)
+            rows.append((name, f"stand-in at {source.path}", None))
+            continue
+        snap = _hub_snapshot(source.path, source.revision)
+        weights = snap is not None and any((snap / f).exists() for f in ("model.safetensors", "pytorch_model.bin"))
+        if snap is None or not (snap / "config.json").exists() or not weights:
+            rows.append((name, f"{source.path}@{source.revision[:12]} not in the Hugging Face cache",
+                         f"downloaded at that commit by the first `python -m analysis run all --profile full` "
+                         f"(needs internet; pinned in HUB_REVISIONS of analysis/models.py)"))
+            continue
+        detail = f"{source.path}@{source.revision[:12]} cached ({snap})"
+        if load_models:
+            from .models import load
+
+            try:
+                net = load(name, device="cpu")
+                detail += f", loads: {sum(p.numel() for p in net.parameters()) / 1e6:.0f}M params"
+            except Exception as exc:  # noqa: BLE001 - reported
+                rows.append((name, f"{detail}, but does not load ({exc.__class__.__name__}: {str(exc)[:120]})",
+                             f"delete {snap.parent.parent} and run again (it is downloaded again)"))
+                continue
+        assert HUB_REVISIONS.get(source.path) == source.revision
+        rows.append((name, detail, None))
+    return rows
+
+
+def _full_data() -> list[tuple[str, str, str | None]]:
+    from .data import agnews, lung, scienceqa
+
+    rows = []
+    path = lung.default_path()
+    try:
+        lung.check_file(path)
+        rows.append(("lung X-rays", f"{path} ({path.stat().st_size / 1e6:.1f} MB) validated", None))
+    except (AnalysisError, OSError) as exc:
+        rows.append(("lung X-rays", " ".join(str(exc).split()),
+                     "the course hands it out (not downloadable): put lung_field_dataset.npz at "
+                     f"{lung.data_dir() / lung.DEFAULT_RELATIVE}; on Colab the notebook asks for it"))
+    for title, mod in (("AG News", agnews), ("ScienceQA", scienceqa)):
+        if Path(mod.HUB_ID).is_dir():  # a local folder named as the hub data set (stand-ins, tests)
+            rows.append((title, f"local folder {mod.HUB_ID}/ stands in for the hub data set", None))
+        elif _hub_snapshot(mod.HUB_ID, mod.HUB_REVISION, "dataset") is not None:
+            rows.append((title, f"{mod.HUB_ID}@{mod.HUB_REVISION[:12]} cached", None))
+        else:
+            rows.append((title, f"{mod.HUB_ID}@{mod.HUB_REVISION[:12]} not in the Hugging Face cache",
+                         "downloaded at that commit by the first `python -m analysis run all --profile full` (needs internet)"))
+    return rows
+
+
+def _gpu() -> tuple[str, str | None]:
+    import torch
+
+    from .models import cuda_bf16_native, pick_device
+    from .repo import colab_hint
+
+    device = pick_device()
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        name = torch.cuda.get_device_name(device)
+        if cuda_bf16_native():
+            return f"CUDA {name} (compute capability {major}.{minor}): bf16 autocast", None
+        return (f"CUDA {name} (compute capability {major}.{minor}): fp16 autocast with loss scaling "
+                "(no bf16 tensor cores)", None)
+    return (f"no CUDA GPU ({'Apple MPS' if device.type == 'mps' else 'CPU'}): the full profile would take many hours",
+            f"use a GPU machine, e.g. Colab: {colab_hint()}")
+
+
+def _full_results() -> list[tuple[str, str, str | None]]:
+    """The full profile's stored runs, and whether a render needs anything more (the explorer's decoder)."""
+    from . import experiments
+    from .paths import cache_dir
+    from .repo import colab_hint
+    from .sam.explorer import decoder_cache
+    from .store import Store, sha256_file
+
+    store = Store()
+    registry = experiments.load_all()
+    stored, missing, rows = [], [], []
+    for name, exp in sorted(registry.items()):
+        try:
+            run = experiments.resolve(exp, exp.config("full"), "full", store)[2]
+        except (AnalysisError, OSError):
+            run = experiments.stored_with_recorded_fingerprint(store, exp, exp.configs["full"], "full")
+        (stored if run is not None else missing).append((name, run))
+    if missing:
+        rows.append(("results", f"{len(stored)} of {len(registry)} runs stored in {store.root / 'full'}; missing: "
+                     + ", ".join(n for n, _ in missing),
+                     f"compute them on a GPU: {colab_hint()}; then tar -xzf results-full.tar.gz here"))
+    else:
+        rows.append(("results", f"all {len(registry)} runs stored in {store.root / 'full'}", None))
+    for name, run in stored:
+        if name == "sam_explorer":
+            path = decoder_cache(run)
+            if path.is_file() and sha256_file(path) == run.metrics["decoder_sha256"]:
+                rows.append(("explorer decoder", f"{path} (sha256 of the run): a render downloads nothing", None))
+            else:
+                rows.append(("explorer decoder", f"not in {cache_dir() / 'sam_onnx'}: a render would export it "
+                             "from the SAM ViT-H checkpoint (downloading 2.5 GB if it is not cached)",
+                             "unpack the whole results-full.tar.gz of the Colab notebook (it carries "
+                             ".cache/sam_onnx/), in the repository's root"))
+    return rows
+
+
+def run_doctor_full(load_models: bool = True) -> int:
+    """Exactly what the full profile needs, each missing piece with how to get it; exit 1 if any is missing."""
+    from . import experiments
+    from .envinfo import package_versions
+
+    quiet_libraries()
+    models = sorted({m for exp in experiments.load_all().values() if "full" in exp.configs
+                     for m in exp.models(exp.configs["full"])})
+    sections = {"device": [("GPU", *_gpu())], "data": _full_data(), "models (pinned)": _full_models(models, load_models),
+                "stored results": _full_results()}
+    versions = package_versions(("torch", "transformers", "segment-anything", "datasets"))
+    print("doctor --profile full: what the hand-in needs (nothing is downloaded here)")
+    print("packages: " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in versions.items()))
+    missing = []
+    for title, rows in sections.items():
+        print(f"\n{title}:")
+        for name, detail, fix in rows:
+            print(f"  {'ok     ' if fix is None else 'MISSING'} {name:<18} {detail}")
+            if fix is not None:
+                print(f"          {'':<18} -> {fix}")
+                missing.append(name)
+    results_ready = all(fix is None for _, _, fix in sections["stored results"])
+    if not missing:
+        print("\nfull profile: everything is here (compute with `python -m analysis run all --profile full`, "
+              "render with `make render PROFILE=full`)")
+    elif results_ready:
+        print(f"\nfull profile: every run is stored, so `make render PROFILE=full` needs none of the missing pieces "
+              f"({', '.join(missing)}): they are for computing")
+        return 0
+    else:
+        print(f"\nfull profile: missing {', '.join(missing)} (the arrows say how to get each)")
+    return 0 if not missing else 1
+
+
+def run_doctor(load_models: bool = True, profile: str | None = None) -> int:
+    if profile == "full":
+        return run_doctor_full(load_models)
+    quiet_libraries()
     from .envinfo import device_description, package_versions
     from .models import MODELS, hf_source
 

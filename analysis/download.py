@@ -10,12 +10,18 @@ from pathlib import Path
 from .errors import ModelUnavailable
 from .progress import progress
 
+NO_DOWNLOAD_ENV = "ANALYSIS_NO_DOWNLOAD"  # "1": a download is an error (proves a render or a check fetches nothing)
+
 
 def download(url: str, dest: Path, *, name: str, size: int | None = None, sha256: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` once (``dest.part`` while running, renamed when complete and verified)."""
     dest = Path(dest)
     if dest.exists() and (size is None or dest.stat().st_size == size):
         return dest
+    if os.environ.get(NO_DOWNLOAD_ENV) == "1":
+        raise ModelUnavailable(name, f"{url} would be downloaded to {dest}, but downloads are off ({NO_DOWNLOAD_ENV}=1)",
+                               f"place the file at {dest} (e.g. unpack the whole results archive, its .cache/ "
+                               f"included), or unset {NO_DOWNLOAD_ENV}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:

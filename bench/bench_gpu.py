@@ -12,6 +12,12 @@ travel to the GPU machine, which has no network) and synthetic inputs with the r
     batch size, bf16 autocast, no padding at tokenisation, each batch padded to its own longest row,
     length-grouped batches), a whole epoch timed through the Trainer; and the same at larger
     batches on a quarter epoch (extrapolated), to show what a larger batch would buy.
+    *loops*: the loop the full profile runs on one GPU (``analysis/bert/train_fast.py``: tokenised
+    once into tensors on the GPU, length-bucketed slices, fused AdamW, ``torch.compile``) against
+    the Trainer loop, both at batch 16 (the snippet's) and 32 with bf16 autocast and length
+    grouping: seconds per epoch (the fast loop timed on a whole epoch, the Trainer on
+    ``--loop-fraction`` of one, extrapolated), mean GPU utilisation while timed (NVML), and the
+    ratio Trainer / fast. ``--no-compile`` times the fast loop without ``torch.compile``.
 (b) **SAM ViT-H on 206 images (256 px, as the lung files) with 31 prompts each** (the full
     profile's strategies and robustness prompts: 1-6 points, boxes, box + point).
     *naive*: the course notebook's way: ``set_image`` for every strategy (9 per image), one
@@ -174,6 +180,124 @@ def train_timed(model_factory, ds, collator, *, batch_size, max_steps, grouped, 
     return seconds, clock.steps, float(np.mean(tokens))
 
 
+class GpuUtilisation:
+    """Mean GPU utilisation (%) while the block runs, sampled every 0.2 s through NVML (pynvml or
+    ``nvidia-smi``); ``mean`` is None on CPU or where neither is available."""
+
+    def __init__(self, device):
+        self.device, self.samples, self._stop = device, [], None
+
+    def _read(self):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.device.index or 0)
+            return lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+        except Exception:  # noqa: BLE001 - no pynvml: nvidia-smi, else nothing
+            import shutil
+            import subprocess
+
+            smi = shutil.which("nvidia-smi")
+            if smi is None:
+                return None
+            query = [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", f"--id={self.device.index or 0}"]
+            return lambda: float(subprocess.run(query, capture_output=True, text=True, timeout=5).stdout.split()[0])
+
+    def __enter__(self):
+        import threading
+
+        read = self._read() if self.device.type == "cuda" else None
+        if read is not None:
+            self._stop = threading.Event()
+
+            def loop():
+                while not self._stop.wait(0.2):
+                    try:
+                        self.samples.append(float(read()))
+                    except Exception:  # noqa: BLE001
+                        return
+
+            self._thread = threading.Thread(target=loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def mean(self):
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def fast_loop_timed(model_factory, ids, labels, *, batch_size, max_steps, bf16, device, warmup, compile_model):
+    """``analysis.bert.train_fast.train_loop`` (the full profile's loop on one GPU) for ``max_steps``:
+    (seconds of the steps after warm-up, steps timed, wall seconds including warm-up and compiling,
+    mean GPU utilisation during the timed steps, mean padded width per batch)."""
+    from analysis.bert import train_fast as F
+
+    data = F.TokenTensors.from_lists(ids, labels)
+    clock = {"start": None, "steps": 0}
+    util = GpuUtilisation(device)
+
+    def on_step(step):
+        if step == warmup:
+            sync(device)
+            clock["start"] = time.perf_counter()
+            util.__enter__()
+        elif step > warmup:
+            clock["steps"] += 1
+
+    started = time.perf_counter()
+    F.train_loop(model_factory(), data, None, device=device, epochs=1.0, batch_size=batch_size, learning_rate=2e-5,
+                 mixed_precision=bf16, logging_steps=100, compile_model=compile_model, max_steps=max_steps,
+                 on_step=on_step)
+    sync(device)
+    seconds, wall = time.perf_counter() - clock["start"], time.perf_counter() - started
+    util.__exit__()
+    lengths = data.lengths.numpy()
+    widths = [int(np.ceil(lengths[b].max() / F.PAD_MULTIPLE) * F.PAD_MULTIPLE)
+              for b in F.length_grouped_batches(lengths, batch_size, 42, 0)[:max_steps]]
+    return seconds, clock["steps"], wall, util.mean, float(np.mean(widths))
+
+
+def bench_bert_loops(args, device, factory, ids, labels, bf16, warm) -> dict:
+    """The Trainer loop vs the fast loop at batch 16 (the snippet's) and 32, seconds per epoch,
+    GPU utilisation; the ratio is Trainer seconds / fast seconds at the same batch size."""
+    from analysis.bert.experiments import FT_FULL
+
+    n_rows = len(ids)
+    ds = project_dataset(ids, labels, FT_FULL.max_length)
+    cut = [x[:FT_FULL.max_length] for x in ids]
+    compile_model = device.type == "cuda" and not args.no_compile
+    out = {"compile": compile_model, "rows": n_rows, "by_batch": []}
+    for bs in (16, 32):
+        steps_total = math.ceil(n_rows / bs)
+        part = steps_total if args.tiny else max(warm + 8, int(steps_total * args.loop_fraction))
+        with GpuUtilisation(device) as util:
+            secs, steps, _ = train_timed(factory, ds, pad_collator, batch_size=bs, max_steps=part,
+                                         grouped=True, bf16=bf16, device=device, warmup=min(warm, part // 4),
+                                         out_dir=Path(args.work) / "bert")
+        trainer = {"steps_timed": steps, "seconds_per_step": secs / steps, "gpu_utilisation_percent": util.mean,
+                   "epoch_seconds": secs / steps * steps_total, "measured_whole_epoch": part == steps_total}
+        fsecs, fsteps, fwall, futil, width = fast_loop_timed(factory, cut, labels, batch_size=bs, max_steps=steps_total,
+                                                             bf16=bf16, device=device, warmup=min(warm, steps_total // 4),
+                                                             compile_model=compile_model)
+        fast = {"steps_timed": fsteps, "seconds_per_step": fsecs / fsteps, "gpu_utilisation_percent": futil,
+                "epoch_seconds": fsecs / fsteps * steps_total, "epoch_wall_seconds_with_warmup_and_compile": fwall,
+                "padded_tokens_per_row": width, "measured_whole_epoch": True}
+        row = {"batch_size": bs, "steps_per_epoch": steps_total, "trainer": trainer, "fast": fast,
+               "ratio_trainer_over_fast": trainer["epoch_seconds"] / fast["epoch_seconds"]}
+        out["by_batch"].append(row)
+        log(f"bert loops batch {bs}: Trainer {trainer['epoch_seconds']:.1f} s/epoch, fast {fast['epoch_seconds']:.1f} s/epoch "
+            f"({fwall:.1f} s wall with warm-up{' and compile' if compile_model else ''}); ratio {row['ratio_trainer_over_fast']:.2f}"
+            + (f"; GPU busy {trainer['gpu_utilisation_percent']:.0f}% vs {futil:.0f}%" if futil is not None
+               and trainer["gpu_utilisation_percent"] is not None else ""))
+    return out
+
+
 def bench_bert(args, device) -> dict:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -229,6 +353,7 @@ def bench_bert(args, device) -> dict:
                       "note": "epoch_seconds: steady-state seconds per step x steps of the epoch (all steps run)"}
     log(f"bert project (batch {FT_FULL.batch_size}): {out['project']['epoch_seconds']:.1f} s/epoch")
 
+    out["loops"] = bench_bert_loops(args, device, factory, ids, labels, bf16, warm)
     out["project_larger_batches"] = []
     for bs in sweep:
         if time.perf_counter() - T0 > args.budget_s * 0.6:
@@ -466,6 +591,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sam-naive-images", type=int, default=2)
     parser.add_argument("--t5-new-tokens", type=int, default=128)
     parser.add_argument("--t5-single-prompts", type=int, default=5)
+    parser.add_argument("--loop-fraction", type=float, default=0.1,
+                        help="part of an epoch the Trainer loop is timed on in the loop comparison (extrapolated)")
+    parser.add_argument("--no-compile", action="store_true", help="the fast loop without torch.compile")
     parser.add_argument("--budget-s", type=float, default=270, help="optional parts are skipped past this")
     parser.add_argument("--work", default=None, help="scratch folder (Trainer output dirs)")
     args = parser.parse_args(argv)
@@ -504,6 +632,9 @@ def main(argv=None) -> int:
     if "bert" in result:
         summary.append(f"bert epoch: snippet {result['bert']['snippet']['epoch_seconds_extrapolated']:.0f} s (extrapolated), "
                        f"project {result['bert']['project']['epoch_seconds']:.1f} s (target 15)")
+        for row in result["bert"]["loops"]["by_batch"]:
+            summary.append(f"bert epoch at batch {row['batch_size']}: Trainer loop {row['trainer']['epoch_seconds']:.1f} s, "
+                           f"fast loop {row['fast']['epoch_seconds']:.1f} s (x{row['ratio_trainer_over_fast']:.1f})")
     if "sam" in result:
         summary.append(f"sam {result['sam']['images']} images: naive {result['sam']['naive']['seconds_extrapolated']:.0f} s "
                        f"(extrapolated), project {result['sam']['project']['seconds']:.1f} s (target 30)")

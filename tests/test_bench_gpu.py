@@ -24,6 +24,14 @@ def test_bench_gpu_tiny_writes_its_schema(tmp_path):
     from analysis.bert.experiments import FT_FULL
 
     assert bert["project"]["batch_size"] == FT_FULL.batch_size == bert["full_config"]["batch_size"]
+    # the loop comparison: Trainer vs the fast loop (analysis/bert/train_fast.py) at batch 16 and 32
+    loops = bert["loops"]
+    assert [row["batch_size"] for row in loops["by_batch"]] == [16, 32] and loops["compile"] is False
+    for row in loops["by_batch"]:
+        assert row["trainer"]["epoch_seconds"] > 0 and row["fast"]["epoch_seconds"] > 0
+        assert row["fast"]["measured_whole_epoch"] and row["fast"]["steps_timed"] > 0
+        assert row["ratio_trainer_over_fast"] == row["trainer"]["epoch_seconds"] / row["fast"]["epoch_seconds"]
+        assert row["fast"]["gpu_utilisation_percent"] is None  # CPU: no utilisation to sample
     sam = r["sam"]
     assert sam["naive"]["seconds_extrapolated"] > 0 and sam["project"]["seconds"] > 0
     assert 0 <= sam["bf16_vs_fp32_masks"]["pixel_agreement"] <= 1

@@ -213,7 +213,9 @@ def _weights_intact(final: Path) -> bool:
 def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
     """Fine-tune (or resume, or reuse) and return the ``final/`` folder with model + tokenizer.
 
-    Finished weights are reused; an interrupted run resumes from its last checkpoint.
+    Finished weights are reused; an interrupted run resumes from its last checkpoint. On a single
+    CUDA GPU the loop is ``train_fast.finetune_fast`` (tensors on the GPU, length-bucketed batches,
+    ``torch.compile``); on CPU, MPS and under DDP it is the Trainer below.
     """
     from transformers import DataCollatorWithPadding, Trainer
 
@@ -227,6 +229,11 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
         print(f"finetune: {final} holds weights that differ from those saved (size or sha256); training again",
               file=sys.stderr)
         shutil.rmtree(final)
+    from .train_fast import finetune_fast, use_fast_loop
+
+    device = pick_device()
+    if use_fast_loop(device):  # one CUDA GPU: tensors on the GPU, no Trainer (CPU keeps the Trainer loop)
+        return finetune_fast(cfg, root, final, device)
     train, val, _ = load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
     train_ds = tokenize_frame(train, tokenizer, cfg.max_length)
