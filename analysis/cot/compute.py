@@ -95,14 +95,20 @@ def _record(q, d: dict, g: dict, p: dict | None, probe_steps: int) -> dict:
 
 
 def _mark_qualitative_sample(records: list[dict], n_per_category: int, seed: int) -> None:
-    """Seeded qualitative sample: ``qual_rank`` 0.. for up to ``n_per_category`` rows per flip category."""
-    rng = np.random.default_rng(seed + 2)
+    """Seeded qualitative sample: ``qual_rank`` 0.. for up to ``n_per_category`` rows per flip category.
+
+    Rows are ranked by a seeded hash of the question id, so the sample of a category changes only
+    where its members change (a rerun that moves a few questions between categories keeps the
+    other sampled chains, and the labels given to them)."""
+    def rank_key(rec: dict) -> str:
+        return hashlib.sha256(f"{seed}:{rec['id']}".encode()).hexdigest()
+
     for rec in records:
         rec["qual_rank"] = None
     for cat in FLIPS:
-        members = [r for r in records if r["flip"] == cat]
-        for rank, j in enumerate(rng.permutation(len(members))[:n_per_category]):
-            members[j]["qual_rank"] = rank
+        members = sorted((r for r in records if r["flip"] == cat), key=rank_key)
+        for rank, rec in enumerate(members[:n_per_category]):
+            rec["qual_rank"] = rank
 
 
 def _probe_rows(records: list[dict], probe_steps: int) -> list[dict]:
