@@ -428,7 +428,9 @@ def test_phone_widgets(phone_browser, site_url):
     phone_browser.get(site_url + "chapters/04-chain-of-thought.html")
     root = b.wait_ready(phone_browser, selector("cot"))
     row = root.find_element(By.CSS_SELECTOR, "[data-testid=row]")
-    assert phone_browser.execute_script("return getComputedStyle(arguments[0]).display", row) == "grid"
+    assert phone_browser.execute_script("return getComputedStyle(arguments[0]).display", row) == "flex"  # a card
+    scroll = root.find_element(By.CSS_SELECTOR, ".cot-scroll")
+    assert phone_browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", scroll)
     group = row.find_element(By.CSS_SELECTOR, ".cot-group")
     assert group.rect["width"] > 0.6 * root.rect["width"], "the topic gets the card's width"
 
