@@ -88,13 +88,15 @@ class Explorer {
     this.clearBtn = el("button", { type: "button", textContent: "Clear" });
     this.autoBtn = el("button", { type: "button", textContent: "Everything", title: "the automatic mode's stored masks" });
     this.autoBtn.setAttribute("aria-pressed", "false");
-    this.outBtns = el("span", { className: "sam-outputs", role: "group", ariaLabel: "mask output" });
+    // a toolbar: one Tab stop (the pressed button), the arrow keys move between its buttons
+    this.outBtns = el("span", { className: "sam-outputs", role: "toolbar", "aria-label": "mask output" });
     for (const [v, t, title] of [["auto", "SAM's pick", "box: single-mask output; points only: the highest predicted IoU of the three"],
                                  ["0", "single", "output 0: the single-mask token"], ["1", "1", "multimask output 1"],
                                  ["2", "2", "multimask output 2"], ["3", "3", "multimask output 3"]]) {
       const b = el("button", { type: "button", textContent: t, title });
       b.dataset.output = v;
       b.dataset.testid = `output-${v}`;
+      b.tabIndex = v === this.output ? 0 : -1;
       this.outBtns.append(b);
     }
     const helpId = `${this.root.id}-keys`;
@@ -126,6 +128,15 @@ class Explorer {
       this.showAuto = !this.showAuto;
       this.autoBtn.setAttribute("aria-pressed", String(this.showAuto));
       if (this.showAuto) this.draw(); else this.showResult();
+    });
+    this.outBtns.addEventListener("keydown", (ev) => {
+      const all = [...this.outBtns.children], i = all.indexOf(ev.target);
+      const j = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: all.length - 1 }[ev.key];
+      if (i < 0 || j === undefined) return;
+      ev.preventDefault();
+      const next = all[(j + all.length) % all.length];
+      for (const b of all) b.tabIndex = b === next ? 0 : -1;
+      next.focus();
     });
     this.outBtns.addEventListener("click", (ev) => {
       const v = ev.target.dataset && ev.target.dataset.output;
@@ -400,7 +411,10 @@ class Explorer {
   }
 
   showResult() {
-    for (const b of this.outBtns.children) b.setAttribute("aria-pressed", String(b.dataset.output === this.output));
+    for (const b of this.outBtns.children) {
+      b.setAttribute("aria-pressed", String(b.dataset.output === this.output));
+      if (!this.outBtns.contains(document.activeElement)) b.tabIndex = b.dataset.output === this.output ? 0 : -1;
+    }
     if (!this.result) { this.draw(); return; }
     const r = this.result, k = this.chosenOutput();
     this.root.dataset.output = k;

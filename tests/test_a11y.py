@@ -226,7 +226,7 @@ def report(book: Path) -> None:
 
 PAGES = book_pages()
 # Tab stops a widget may hold: its native controls, plus one per map / list / image (roving tabindex)
-TAB_STOPS = {"sam": 11, "attention": 5, "cot": 6}
+TAB_STOPS = {"sam": 7, "attention": 5, "cot": 6}
 
 
 @pytest.fixture(scope="module")
@@ -353,6 +353,15 @@ def test_sam_with_keys_only(browser, site_url):
     ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ARROW_LEFT).key_up(Keys.SHIFT).send_keys("n").perform()
     _wait(lambda: json.loads(root.get_attribute("data-prompt"))["labels"] == [0], browser, "no negative point")
     assert json.loads(root.get_attribute("data-prompt"))["points"] == [[c + 24 - 16, c + 24]]
+    # the mask outputs: a toolbar, one Tab stop; the arrow keys move, Enter picks
+    toolbar = root.find_element(By.CSS_SELECTOR, "[role=toolbar]")
+    stops = [x for x in toolbar.find_elements(By.TAG_NAME, "button") if x.get_attribute("tabindex") == "0"]
+    assert len(stops) == 1
+    browser.execute_script("arguments[0].focus()", stops[0])
+    press(browser, Keys.END, Keys.ENTER)
+    _wait(lambda: root.get_attribute("data-output") == "3", browser, "End, Enter did not pick output 3")
+    pressed = {x.get_attribute("data-output"): x.get_attribute("aria-pressed") for x in toolbar.find_elements(By.TAG_NAME, "button")}
+    assert pressed["3"] == "true" and pressed["auto"] == "false", pressed
 
 
 def test_attention_with_keys_only(browser, site_url):
