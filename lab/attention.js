@@ -80,8 +80,10 @@ function build(root) {
   const mapsBox = el("div", { class: "att-maps" });
   const legend = el("div", { class: "att-legend", "aria-hidden": "true" });
   const readout = el("div", { class: "att-readout", "data-testid": "readout", "aria-live": "polite" });
+  const help = el("p", { class: "lab-status" }, "Keyboard: Tab into a map, then the arrow keys move between cells " +
+    "(Home / End: the row's first and last key); the text below says where the query attends.");
   root.querySelector("noscript")?.remove();
-  root.append(controls, caption, mapsBox, legend, readout);
+  root.append(controls, caption, mapsBox, legend, readout, help);
 
   let active = null; // {row, col}: the hovered/focused query token (col: hovered key, or null)
   let grids = {}; // model -> {cells: [T][T] elements, labels / colLabels: [T] token-label elements}
@@ -93,30 +95,43 @@ function build(root) {
   };
 
   function drawGrid(model, title, s, values, vmax) {
+    // an ARIA grid: rows of a header (key tokens), then per query token its label and cells. The
+    // rows are `display: contents`, so the cells lay out in one CSS grid; one cell is the map's Tab
+    // stop (a roving tabindex) and the arrow keys move it (keydown below)
     const n = s.tokens.length;
     const panel = el("figure", { class: "att-panel", "data-testid": `map-${model}` });
     panel.appendChild(el("figcaption", {}, title));
-    const grid = el("div", { class: "att-grid", role: "grid", "aria-label": `${title} attention, rows: queries, columns: keys` });
+    const grid = el("div", { class: "att-grid", role: "grid", "data-model": model,
+                             "aria-label": `${title} attention: rows are queries, columns are keys; arrow keys move between cells` });
     grid.style.gridTemplateColumns = `max-content repeat(${n}, minmax(0, 1fr))`;
-    grid.appendChild(el("div", { class: "att-corner" }));
-    s.tokens.forEach((t, j) => grid.appendChild(el("div", { class: "att-col-label", "data-col": String(j), title: t }, t)));
-    const cells = [], labels = [], colLabels = Array.from(grid.querySelectorAll(".att-col-label"));
+    const head = el("div", { class: "att-row", role: "row" });
+    head.appendChild(el("div", { class: "att-corner", role: "columnheader" }, ""));
+    head.firstChild.appendChild(el("span", { class: "visually-hidden" }, "query / key"));
+    const colLabels = s.tokens.map((t, j) => el("div", { class: "att-col-label", role: "columnheader", "data-col": String(j), title: t }, t));
+    head.append(...colLabels);
+    grid.appendChild(head);
+    const cells = [], labels = [];
     for (let i = 0; i < n; i++) {
-      const lab = el("div", { class: "att-row-label", tabindex: "0", "data-testid": "row-label", "data-row": String(i),
+      const rowEl = el("div", { class: "att-row", role: "row" });
+      const lab = el("div", { class: "att-row-label", role: "rowheader", "data-testid": "row-label", "data-row": String(i),
                               "data-model": model, title: s.tokens[i] }, s.tokens[i]);
       labels.push(lab);
-      grid.appendChild(lab);
+      rowEl.appendChild(lab);
       const row = [];
       for (let j = 0; j < n; j++) {
         const v = values[i * n + j];
-        const cell = el("div", { class: "att-cell", "data-testid": "cell", "data-model": model, "data-row": String(i),
-                                 "data-col": String(j), "data-value": fmt(v), title: `${s.tokens[i]} → ${s.tokens[j]}: ${fmt(v)}` });
+        const cell = el("div", { class: "att-cell", role: "gridcell", tabindex: "-1", "data-testid": "cell", "data-model": model,
+                                 "data-row": String(i), "data-col": String(j), "data-value": fmt(v),
+                                 "aria-label": `${s.tokens[i]} to ${s.tokens[j]}: ${fmt(v)}`, title: `${s.tokens[i]} → ${s.tokens[j]}: ${fmt(v)}` });
         cell.style.background = colour(vmax > 0 ? v / vmax : 0);
         row.push(cell);
-        grid.appendChild(cell);
+        rowEl.appendChild(cell);
       }
       cells.push(row);
+      grid.appendChild(rowEl);
     }
+    const [r0, c0] = active && active.row < n ? [active.row, active.col ?? 0] : [0, 0];
+    cells[r0][Math.min(c0, n - 1)].tabIndex = 0;
     panel.appendChild(grid);
     grids[model] = { grid, n, cells, labels, colLabels };
     return panel;
@@ -172,7 +187,7 @@ function build(root) {
       g.colLabels.forEach((lab, j) => lab.classList.toggle("att-hl-label", active !== null && j === active.col));
     }
     if (active === null) {
-      readout.replaceChildren(el("span", { class: "lab-status" }, "Hover or focus a token (row label or cell) to see where it attends."));
+      readout.replaceChildren(el("span", { class: "lab-status" }, "Hover over a cell, or focus one with the keyboard, to see where its query token attends."));
       return;
     }
     const q = active.row;
@@ -205,12 +220,21 @@ function build(root) {
   mapsBox.addEventListener("mouseover", (e) => point(e.target));
   mapsBox.addEventListener("focusin", (e) => point(e.target));
   mapsBox.addEventListener("keydown", (e) => {
-    // arrow keys move between the row labels of the same map
+    // the grid pattern: arrows move one cell, Home / End to the row's ends, Ctrl+Home / Ctrl+End to
+    // the map's corners; the focused cell becomes the map's Tab stop
     const t = e.target;
-    if (!t.classList.contains("att-row-label") || (e.key !== "ArrowDown" && e.key !== "ArrowUp")) return;
-    const labels = grids[t.dataset.model].labels;
-    const next = labels[Number(t.dataset.row) + (e.key === "ArrowDown" ? 1 : -1)];
-    if (next) { next.focus(); e.preventDefault(); }
+    if (!t.classList.contains("att-cell")) return;
+    const g = grids[t.dataset.model], r = Number(t.dataset.row), c = Number(t.dataset.col), last = g.n - 1;
+    const to = {
+      ArrowUp: [r - 1, c], ArrowDown: [r + 1, c], ArrowLeft: [r, c - 1], ArrowRight: [r, c + 1],
+      Home: e.ctrlKey ? [0, 0] : [r, 0], End: e.ctrlKey ? [last, last] : [r, last],
+    }[e.key];
+    if (!to) return;
+    e.preventDefault();
+    const [r2, c2] = [Math.max(0, Math.min(last, to[0])), Math.max(0, Math.min(last, to[1]))];
+    t.tabIndex = -1;
+    g.cells[r2][c2].tabIndex = 0;
+    g.cells[r2][c2].focus();
   });
   for (const sel of [sentenceSel, layerSel, headSel]) sel.addEventListener("change", render);
   render();

@@ -41,9 +41,9 @@ const letterOf = (i) => "ABCD"[i];
 const mark = (ok) => (ok ? "✓" : "✗");  // a glyph as well as the colour, for readers without colour
 
 // A letter cell: the letter, and whether it is right (INVALID counts as wrong, as in the chapter).
-function letterCell(letter, ok, testid) {
+function letterCell(letter, ok, testid, label) {
   const cls = letter === INVALID ? "cot-invalid" : ok ? "cot-ok" : "cot-bad";
-  return el("td", { class: `cot-letter ${cls}`, "data-testid": testid }, letter, " ", el("span", { class: "cot-mark", "aria-hidden": "true" }, mark(ok)));
+  return el("td", { class: `cot-letter ${cls}`, "data-testid": testid, "data-label": label }, letter, " ", el("span", { class: "cot-mark", "aria-hidden": "true" }, mark(ok)));
 }
 
 function optionName(row, letter) {
@@ -161,8 +161,9 @@ function build(root) {
     el("thead", {}, el("tr", {}, ...["id", "topic / question stem", "gold", "without CoT", "with CoT"]
       .map((h) => el("th", { scope: "col" }, h)),
     el("th", { scope: "col" }, el("span", { class: "cot-long" }, "category"), el("span", { class: "cot-short", title: "category" }, "cat.")))), tbody);
-  const scroll = el("div", { class: "cot-scroll", tabindex: "0", "aria-label": "questions" }, table);
-  const hint = el("p", { class: "lab-status" }, "Click a question (or press Enter on it) to show its chain; the list scrolls.");
+  const scroll = el("div", { class: "cot-scroll" }, table);
+  const hint = el("p", { class: "lab-status" }, "Click a question to show its chain. Keyboard: Tab into the list, " +
+    "arrow keys (Home, End, Page Up/Down) move between questions, Enter or Space shows a chain; the list scrolls.");
 
   const haystack = rows.map((r) => [r.id, r.group, r.question, r.hint, ...r.choices, ...r.steps, r.raw, r.note || ""]
     .join("\n").toLowerCase());
@@ -176,18 +177,31 @@ function build(root) {
     return !state.text || haystack[i].includes(state.text);
   }
 
+  // one Tab stop for the whole list: the current row's button (a roving tabindex); arrow keys,
+  // Home and End move between rows, Enter or Space shows the question's chain
+  let current = null;  // id of the row whose button takes the Tab stop
+  const buttons = () => [...tbody.querySelectorAll("button.cot-expand")];
+
+  function setCurrent(btn, focus) {
+    for (const x of buttons()) x.tabIndex = x === btn ? 0 : -1;
+    current = btn ? btn.dataset.id : null;
+    if (btn && focus) btn.focus();
+  }
+
   function toggle(tr, r) {
     const open = !state.open.has(r.id);
     if (open) state.open.add(r.id); else state.open.delete(r.id);
-    tr.setAttribute("aria-expanded", String(open));
+    tr.querySelector("button.cot-expand").setAttribute("aria-expanded", String(open));
     tr.classList.toggle("cot-open", open);
     const next = tr.nextElementSibling;
     if (next && next.classList.contains("cot-detail")) next.remove();
     if (open) tr.after(detailRow(r));
   }
 
+  const detailId = (r) => `${root.id}-chain-${r.id}`;
+
   function detailRow(r) {
-    return el("tr", { class: "cot-detail", "data-testid": "detail", "data-id": r.id },
+    return el("tr", { class: "cot-detail", "data-testid": "detail", "data-id": r.id, id: detailId(r) },
       el("td", { colspan: "6" }, details(r, data)));
   }
 
@@ -199,25 +213,42 @@ function build(root) {
     byFlip.textContent = ` — ${per.join(" · ")} · INVALID ${nInvalid}`;
     tbody.replaceChildren();
     for (const r of shown) {
+      const open = state.open.has(r.id);
+      const btn = el("button", { type: "button", class: "cot-expand", "data-id": r.id, "aria-expanded": String(open),
+        "aria-controls": detailId(r), tabindex: "-1" }, el("span", { class: "visually-hidden" }, "Chain of question "), r.id);
+      // data-label: the column's name, shown before the value when the table is laid out as cards (cot.css)
       const tr = el("tr", { class: "cot-row", "data-testid": "row", "data-flip": r.flip, "data-id": r.id,
-        "data-valid": r.valid ? "1" : "0", tabindex: "0", "aria-expanded": String(state.open.has(r.id)) },
-      el("td", {}, r.id),
-      el("td", { class: "cot-group", title: `${r.group_kind}: ${r.group}` }, r.group),
-      el("td", { class: "cot-letter" }, r.gold),
-      letterCell(r.direct, r.direct_ok, "direct-letter"),
-      letterCell(r.cot, r.cot_ok, "cot-letter"),
-      el("td", {}, el("span", { class: `cot-flip cot-${r.flip}`, title: SHORT[r.flip] || r.flip },
+        "data-valid": r.valid ? "1" : "0" },
+      el("td", { class: "cot-id" }, btn),
+      el("td", { class: "cot-group", title: `${r.group_kind}: ${r.group}`, "data-label": r.group_kind }, r.group),
+      el("td", { class: "cot-letter", "data-label": "gold" }, r.gold),
+      letterCell(r.direct, r.direct_ok, "direct-letter", "without CoT"),
+      letterCell(r.cot, r.cot_ok, "cot-letter", "with CoT"),
+      el("td", { class: "cot-cat" }, el("span", { class: `cot-flip cot-${r.flip}`, title: SHORT[r.flip] || r.flip },
         el("span", { class: "cot-long" }, SHORT[r.flip] || r.flip), el("span", { class: "cot-short" }, CODE[r.flip] || r.flip))));
+      // the whole row answers a click (a large target); the keyboard uses its button
       tr.addEventListener("click", () => toggle(tr, r));
-      tr.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(tr, r); }
-      });
       if (state.open.has(r.id)) tr.classList.add("cot-open");
       tbody.append(tr);
       if (state.open.has(r.id)) tbody.append(detailRow(r));
     }
     if (!shown.length) tbody.append(el("tr", {}, el("td", { colspan: "6", class: "lab-status" }, "No question matches these filters.")));
+    const all = buttons();
+    setCurrent(all.find((x) => x.dataset.id === current) || all[0] || null, false);
   }
+
+  tbody.addEventListener("keydown", (e) => {
+    const btn = e.target.closest && e.target.closest("button.cot-expand");
+    if (!btn) return;
+    const all = buttons(), i = all.indexOf(btn);
+    const j = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: all.length - 1, PageDown: i + 10, PageUp: i - 10 }[e.key];
+    if (j === undefined) return;
+    e.preventDefault();
+    setCurrent(all[Math.max(0, Math.min(all.length - 1, j))], true);
+  });
+  tbody.addEventListener("focusin", (e) => {
+    if (e.target.matches && e.target.matches("button.cot-expand")) setCurrent(e.target, false);
+  });
 
   flipSel.addEventListener("change", () => { state.flip = flipSel.value; render(); });
   groupSel.addEventListener("change", () => { state.group = groupSel.value; render(); });

@@ -8,6 +8,7 @@
 // test compares the masks for the book's reference prompts with the package's masks).
 
 const HERE = new URL(".", import.meta.url); // .../lab/
+const ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]; // scripts/lab_assets.py
 const COLORS = { mask: [220, 40, 60], gt: [40, 170, 80], box: [30, 100, 230] };
 
 function addStyle() {
@@ -87,17 +88,30 @@ class Explorer {
     this.clearBtn = el("button", { type: "button", textContent: "Clear" });
     this.autoBtn = el("button", { type: "button", textContent: "Everything", title: "the automatic mode's stored masks" });
     this.autoBtn.setAttribute("aria-pressed", "false");
-    this.outBtns = el("span", { className: "sam-outputs", role: "group", ariaLabel: "mask output" });
+    // a toolbar: one Tab stop (the pressed button), the arrow keys move between its buttons
+    this.outBtns = el("span", { className: "sam-outputs", role: "toolbar", "aria-label": "mask output" });
     for (const [v, t, title] of [["auto", "SAM's pick", "box: single-mask output; points only: the highest predicted IoU of the three"],
                                  ["0", "single", "output 0: the single-mask token"], ["1", "1", "multimask output 1"],
                                  ["2", "2", "multimask output 2"], ["3", "3", "multimask output 3"]]) {
       const b = el("button", { type: "button", textContent: t, title });
       b.dataset.output = v;
       b.dataset.testid = `output-${v}`;
+      b.tabIndex = v === this.output ? 0 : -1;
       this.outBtns.append(b);
     }
-    this.canvas = el("canvas", { className: "sam-canvas", tabIndex: 0 });
+    const helpId = `${this.root.id}-keys`;
+    this.canvas = el("canvas", { className: "sam-canvas", tabIndex: 0, role: "application",
+      "aria-label": "X-ray: place points and boxes", "aria-describedby": helpId });
     this.canvas.dataset.testid = "canvas";
+    this.help = el("p", { className: "lab-status sam-keys", id: helpId, textContent:
+      "Keyboard: Tab to the X-ray; the arrow keys move a cross-hair (Shift: faster), P adds a positive point, " +
+      "N a negative one, B starts and then ends a box, Delete clears." });
+    this.cursorText = el("span", { className: "sam-cursor" });
+    this.cursorText.dataset.testid = "cursor";
+    this.help.append(" ", this.cursorText);
+    // what a prompt gave, said by screen readers (the readout below is rebuilt on each answer)
+    this.live = el("p", { className: "visually-hidden", "aria-live": "polite" });
+    this.live.dataset.testid = "live";
     this.readout = el("div", { className: "sam-readout" });
     this.readout.dataset.testid = "readout";
     this.status = el("div", { className: "lab-status", textContent: "The model loads when this figure comes into view." });
@@ -106,7 +120,7 @@ class Explorer {
         el("label", {}, "X-ray ", this.imageSel), el("label", {}, "Mode ", this.modeSel),
         this.clearBtn, this.autoBtn),
       el("div", { className: "lab-controls" }, el("label", {}, "Book prompt ", this.refSel), el("span", {}, "Output "), this.outBtns),
-      el("div", { className: "sam-stage" }, this.canvas, this.readout), this.status);
+      el("div", { className: "sam-stage" }, this.canvas, this.readout), this.help, this.live, this.status);
     this.imageSel.addEventListener("change", () => this.selectImage(+this.imageSel.value));
     this.refSel.addEventListener("change", () => this.useReference(this.refSel.value));
     this.clearBtn.addEventListener("click", () => { this.clearPrompt(); this.draw(); });
@@ -115,12 +129,70 @@ class Explorer {
       this.autoBtn.setAttribute("aria-pressed", String(this.showAuto));
       if (this.showAuto) this.draw(); else this.showResult();
     });
+    this.outBtns.addEventListener("keydown", (ev) => {
+      const all = [...this.outBtns.children], i = all.indexOf(ev.target);
+      const j = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: all.length - 1 }[ev.key];
+      if (i < 0 || j === undefined) return;
+      ev.preventDefault();
+      const next = all[(j + all.length) % all.length];
+      for (const b of all) b.tabIndex = b === next ? 0 : -1;
+      next.focus();
+    });
     this.outBtns.addEventListener("click", (ev) => {
       const v = ev.target.dataset && ev.target.dataset.output;
       if (v) { this.output = v; this.showResult(); }
     });
     this.bindPointer();
+    this.bindKeys();
   }
+
+  // The keyboard's way to prompt: a cross-hair in image pixels, moved by the arrow keys; P / N place
+  // positive / negative points, B anchors a box corner and B again closes the box (Escape drops it)
+  bindKeys() {
+    this.canvas.addEventListener("keydown", (ev) => {
+      if (!this.ready || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+      const im = this.current, step = ev.shiftKey ? 16 : 4;
+      this.cursor = this.cursor || [Math.round(im.width / 2), Math.round(im.height / 2)];
+      const [x, y] = this.cursor;
+      const move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[ev.key];
+      const key = ev.key.toLowerCase();
+      if (move) {
+        this.cursor = [Math.max(0, Math.min(im.width - 1, x + move[0])), Math.max(0, Math.min(im.height - 1, y + move[1]))];
+      } else if (key === "p" || key === "n") {
+        this.points.push([x, y]); this.labels.push(key === "p" ? 1 : 0);
+        this.refSel.value = "";
+        this.note = `${key === "p" ? "Positive" : "Negative"} point at ${x}, ${y}.`;
+        this.run();
+      } else if (key === "b" && !this.anchor) {
+        this.anchor = [x, y];
+        this.say(`Box corner at ${x}, ${y}: move to the opposite corner and press B.`);
+      } else if (key === "b") {
+        const a = this.anchor;
+        this.anchor = null;
+        this.box = [Math.min(a[0], x), Math.min(a[1], y), Math.max(a[0], x), Math.max(a[1], y)];
+        this.refSel.value = "";
+        this.note = `Box from ${this.box[0]}, ${this.box[1]} to ${this.box[2]}, ${this.box[3]}.`;
+        this.run();
+      } else if (ev.key === "Escape" && this.anchor) {
+        this.anchor = null;
+        this.say("Box dropped.");
+      } else if (ev.key === "Delete" || ev.key === "Backspace") {
+        this.anchor = null;
+        this.clearPrompt();
+        this.say("Prompt cleared.");
+      } else {
+        return;
+      }
+      ev.preventDefault();
+      this.cursorText.textContent = `Cross-hair at ${this.cursor[0]}, ${this.cursor[1]} (of ${im.width} × ${im.height})` +
+        (this.anchor ? `; box corner at ${this.anchor[0]}, ${this.anchor[1]}` : "") + ".";
+      this.draw(this.anchor ? [Math.min(this.anchor[0], this.cursor[0]), Math.min(this.anchor[1], this.cursor[1]),
+        Math.max(this.anchor[0], this.cursor[0]), Math.max(this.anchor[1], this.cursor[1])] : null);
+    });
+    this.canvas.addEventListener("blur", () => { if (this.entry) this.draw(); });
+  }
+
+  say(text) { this.live.textContent = text; }
 
   bindPointer() {
     let start = null;
@@ -149,6 +221,41 @@ class Explorer {
       }
       this.refSel.value = "";
       this.run();
+    });
+  }
+
+  // A phone-sized screen or the browser's data saver: the model and X-rays load on a tap, not on
+  // their own as the figure comes near
+  waitForTap() {
+    return matchMedia("(max-width: 767.98px)").matches || !!(navigator.connection && navigator.connection.saveData);
+  }
+
+  // Bytes start() downloads (onnxruntime-web, the decoder, the first X-ray's files), from the
+  // server's Content-Length answers to HEAD requests; null when the server does not say
+  async downloadBytes() {
+    const n = +this.imageSel.value;
+    const urls = [...ORT_FILES.map((f) => new URL(`ort/${f}`, HERE)), new URL("decoder.onnx", this.base),
+      ...["png", "emb.f16", "gt.bits", "auto.u8"].map((x) => new URL(`${n}.${x}`, this.base))];
+    const sizes = await Promise.all(urls.map((u) => fetch(u, { method: "HEAD" })
+      .then((r) => (r.ok ? Number(r.headers.get("content-length")) : NaN)).catch(() => NaN)));
+    return sizes.every((b) => b > 0) ? sizes.reduce((a, b) => a + b, 0) : null;
+  }
+
+  offerLoad(go) {
+    const button = el("button", { type: "button", className: "sam-load", textContent: "Load the explorer" });
+    button.dataset.testid = "load";
+    this.status.replaceChildren(button, " ", el("span", { textContent:
+      "On a small screen or with data saver on, the model loads only when you ask." }));
+    this.downloadBytes().then((bytes) => {
+      if (bytes === null || !button.isConnected) return;
+      const mb = (bytes / 1e6).toFixed(1);
+      button.textContent = `Load the explorer (${mb} MB)`;
+      this.root.dataset.downloadBytes = String(bytes);
+    });
+    button.addEventListener("click", () => {
+      this.focusWhenReady = true;  // the button goes away: keep the keyboard's place in the figure
+      this.status.textContent = "Loading…";
+      go();
     });
   }
 
@@ -192,6 +299,7 @@ class Explorer {
         "Drag a box or click points on the X-ray.";
       this.root.dataset.readyAtMs = performance.now().toFixed(0); // since the page's navigation began
       this.root.dataset.ready = "1";
+      if (this.focusWhenReady) this.canvas.focus();
     } catch (e) {
       this.status.textContent = `The explorer could not start: ${e.message}`;
       this.status.classList.add("lab-error");
@@ -303,7 +411,10 @@ class Explorer {
   }
 
   showResult() {
-    for (const b of this.outBtns.children) b.setAttribute("aria-pressed", String(b.dataset.output === this.output));
+    for (const b of this.outBtns.children) {
+      b.setAttribute("aria-pressed", String(b.dataset.output === this.output));
+      if (!this.outBtns.contains(document.activeElement)) b.tabIndex = b.dataset.output === this.output ? 0 : -1;
+    }
     if (!this.result) { this.draw(); return; }
     const r = this.result, k = this.chosenOutput();
     this.root.dataset.output = k;
@@ -320,6 +431,8 @@ class Explorer {
     }
     const f1El = rows[0].firstChild;
     f1El.dataset.testid = "f1";
+    this.say(`${this.note || ""} F1 ${fmt(r.f1[k])} against the ground truth, predicted IoU ${fmt(r.iou[k])} (output ${k}).`.trim());
+    this.note = "";
     this.readout.replaceChildren(...rows);
     this.draw();
   }
@@ -353,6 +466,11 @@ class Explorer {
       ctx.fillStyle = this.labels[i] === 1 ? "#19c24a" : "#e0243c"; ctx.fill();
       ctx.lineWidth = 1; ctx.strokeStyle = "#fff"; ctx.stroke();
     });
+    if (this.cursor && document.activeElement === this.canvas) {
+      const [cx, cy] = this.cursor;
+      ctx.lineWidth = 1; ctx.strokeStyle = "#ffd400";
+      ctx.beginPath(); ctx.moveTo(cx - 8, cy + 0.5); ctx.lineTo(cx + 9, cy + 0.5); ctx.moveTo(cx + 0.5, cy - 8); ctx.lineTo(cx + 0.5, cy + 9); ctx.stroke();
+    }
     if (this.showAuto) {
       const im = e.im;
       this.readout.replaceChildren(el("div", { textContent: `Everything: ${im.n_auto_masks} masks from the automatic mode (${this.data.auto_grid}), stored by the package; unlabelled, as the demo shows them.` }));
@@ -376,7 +494,9 @@ for (const root of document.querySelectorAll('div.lab[data-lab="sam"]')) {
     },
   };
   const go = () => x.start();
-  if ("IntersectionObserver" in window) {
+  if (x.waitForTap()) {
+    x.offerLoad(go);
+  } else if ("IntersectionObserver" in window) {
     const io = new IntersectionObserver((items) => { if (items.some((i) => i.isIntersecting)) { io.disconnect(); go(); } }, { rootMargin: "1500px" }); // starts before the reader gets there
     io.observe(root);
   } else go();

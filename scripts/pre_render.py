@@ -13,7 +13,9 @@ and a plain `quarto render` behave alike:
 3. Under a profile other than `offline`, the committed `_freeze/` is moved aside (the first
    post-render script puts it back): Quarto would otherwise rewrite or delete it.
 4. A stale staged copy of the book's Typst template is dropped (Quarto keeps its first copy).
-5. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
+5. The site's repository links (edit / issue / source) are written from the git remote into
+   `.quarto/repo-links.yml` (`metadata-files` in _quarto.yml); none without a GitHub remote.
+6. The frozen chapter outputs (`_freeze/`, committed, of the default profile only) whose inputs
    changed are dropped, so Quarto executes those chapters again (analysis/freeze.py).
 
 The package runs with the Python that executes the chapters: `$QUARTO_PYTHON`, else the project's
@@ -31,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.freeze import snapshot_inputs, stash_freeze, sync  # noqa: E402  (standard library only)
 from analysis.profiles import active_profile  # noqa: E402
+from analysis.repo import github_slug  # noqa: E402
+
+REPO_LINKS = ".quarto/repo-links.yml"  # read by Quarto through `metadata-files` in _quarto.yml
 
 
 def package_python() -> str:
@@ -62,8 +67,34 @@ def drop_stale_typst_packages(root: Path = ROOT) -> list[Path]:
     return dropped
 
 
+def repo_links_yaml(repo: str | None, branch: str = "main") -> str:
+    """The site's repository links (Quarto's ``repo-url`` and its edit / issue / source actions) for
+    ``repo`` ("owner/repo"), or "" without one: no link rather than a placeholder."""
+    if not repo:
+        return ""
+    return ("# written by scripts/pre_render.py from the git remote; not committed\n"
+            f"book:\n  repo-url: https://github.com/{repo}\n  repo-branch: {branch}\n"
+            "  repo-actions: [edit, issue, source]\n")
+
+
+def write_repo_links(root: Path = ROOT, repo: str | None = None) -> Path | None:
+    """Write (or remove) ``.quarto/repo-links.yml`` from the git remote (analysis.repo.github_slug).
+    Rewritten only when its text changes: ``quarto preview`` watches it and would render again.
+    Returns the file when it holds links."""
+    path = root / REPO_LINKS
+    text = repo_links_yaml(repo or github_slug(root=root))
+    if not text:
+        path.unlink(missing_ok=True)
+        return None
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 def main() -> int:
     profile = active_profile()
+    write_repo_links(ROOT)  # the site's repository / edit / issue links, from the git remote (none without one)
     snapshot_inputs(ROOT)  # scripts/inputs_check.py compares after the render
     proc = subprocess.run([package_python(), "-m", "analysis", "prepare", "--profile", profile], cwd=ROOT)
     if proc.returncode != 0:

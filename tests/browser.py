@@ -99,3 +99,32 @@ def console(driver) -> list[str]:
         return [f"{e['level']}: {e['message']}" for e in driver.get_log("browser")]
     except Exception:  # noqa: BLE001 - a driver without logs: nothing to add
         return []
+
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("critical", "serious")  # the impacts the site must be free of (issue #21)
+
+
+def axe_missing() -> str | None:
+    """Why the accessibility checks cannot run here (besides the browser), or None."""
+    if not AXE.is_file():
+        return f"axe-core is not installed ({AXE} is missing): run `npm ci` (package.json pins it)"
+    return None
+
+
+def axe(driver, context: str | None = None) -> list[dict]:
+    """axe-core's violations on the current page (or inside the element ``context`` selects): every
+    rule axe ships, experimental ones included, each as {id, impact, help, nodes: [target, ...]}."""
+    if not driver.execute_script("return typeof window.axe === 'object'"):
+        driver.execute_script(AXE.read_text(encoding="utf-8"))
+    driver.set_script_timeout(120)
+    result = driver.execute_async_script(
+        "const [ctx, done] = arguments;"
+        "const rules = Object.fromEntries(axe.getRules(['experimental']).map(r => [r.ruleId, {enabled: true}]));"
+        "axe.run(ctx ? document.querySelector(ctx) : document, {resultTypes: ['violations'], rules})"
+        ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        "  nodes: v.nodes.map(n => ({target: n.target.join(' '), impact: n.impact, html: n.html.slice(0, 200)}))}))),"
+        "  e => done({error: String(e)}));", context)
+    if isinstance(result, dict):
+        raise AssertionError(f"axe-core failed: {result['error']}")
+    return result

@@ -156,9 +156,18 @@ def test_explorer_in_browser(browser, site_url, att_run):
     value = expected(att_run, "ft", 1, 0, 2)[1, 2] / scale
     assert f"{value:.{ch.EXPLORER_DECIMALS}f}" in root.find_element(By.CSS_SELECTOR, "[data-testid=readout-cell]").text
 
-    # keyboard: focusing a row label moves the highlight
-    label = root.find_element(By.CSS_SELECTOR, "[data-testid=row-label][data-model=pre][data-row='3']")
-    browser.execute_script("arguments[0].focus()", label)
-    assert _cells(browser, root, "ft")[1] == {(3, c) for c in range(n1)}
+    # keyboard: the map is one Tab stop (a roving tabindex) and the arrow keys move its cell
+    from selenium.webdriver.common.keys import Keys
+
+    stops = root.find_elements(By.CSS_SELECTOR, "[data-testid=cell][data-model=pre][tabindex='0']")
+    assert len(stops) == 1, "one cell of a map takes the Tab stop"
+    browser.execute_script("arguments[0].focus()", stops[0])
+    start = int(stops[0].get_attribute("data-row")), int(stops[0].get_attribute("data-col"))
+    ActionChains(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_RIGHT).perform()
+    row, col = min(start[0] + 2, n1 - 1), min(start[1] + 1, n1 - 1)
+    focused = browser.switch_to.active_element
+    assert (focused.get_attribute("data-row"), focused.get_attribute("data-col")) == (str(row), str(col))
+    assert focused.get_attribute("tabindex") == "0" and stops[0].get_attribute("tabindex") == "-1"
+    assert _cells(browser, root, "ft")[1] == {(row, c) for c in range(n1)}
     # the widget logged no error (the theme's web font failing offline is not the widget's)
     assert not [m for m in console(browser) if m.startswith("SEVERE") and "attention" in m], console(browser)

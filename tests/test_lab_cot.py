@@ -140,5 +140,7 @@ def test_browser_row_expands_to_its_chain(browser, site_url, run):
         assert extracted.startswith(rec["cot_letter"])
         early = detail.find_element(By.CSS_SELECTOR, '[data-testid="early"]').text
         assert (rec["probe_k0"] or "–") in early
-        assert row.get_attribute("aria-expanded") == "true"
+        button = row.find_element(By.CSS_SELECTOR, "button.cot-expand")
+        assert button.get_attribute("aria-expanded") == "true"
+        assert button.get_attribute("aria-controls") == detail.get_attribute("id")
     assert not [e for e in b.console(browser) if "SEVERE" in e and "lab/" in e]
