@@ -259,7 +259,8 @@ def test_agreement_against_chance_and_kappa():
     assert perfect["kappa"] == pytest.approx(1.0)
     assert agreement_vs_chance(["INVALID", None], ["A", "B"])["n"] == 0  # no valid pair: nothing to compare
     assert [ch.kappa_words(k) for k in (-0.1, 0.1, 0.3, 0.5, 0.7, 0.9)] == [
-        "no better than chance", "slight", "fair", "moderate", "substantial", "almost perfect"]
+        "no agreement beyond chance", "slight agreement", "fair agreement", "moderate agreement",
+        "substantial agreement", "almost perfect agreement"]
 
 
 def test_rotated_options_map_back_to_the_original_letters():

@@ -254,11 +254,6 @@ def probe_row(run, k: int) -> dict:
 PLACEMENT_TITLES = {"system": "instruction as the system turn", "user": "instruction at the start of the user turn"}
 
 
-def minutes(run, timing: str) -> str:
-    """A stored compute time in minutes, for prose ('12.3')."""
-    return num(run.metrics.get("timings", {}).get(timing, float("nan")) / 60, 1)
-
-
 def placements(run) -> dict:
     """Per placement of the CoT instruction, its summary on the first ``variant_n`` questions."""
     return run.metrics.get("placements") or {}
@@ -287,16 +282,29 @@ def placement(run, name: str, field: str):
 
 
 def kappa_words(kappa: float) -> str:
-    """Landis and Koch's (1977) words for a kappa: 'slight', 'fair', 'moderate', 'substantial',
-    'almost perfect'; 'no better than chance' at or below 0."""
+    """Landis and Koch's (1977) words for a kappa: 'slight agreement', 'fair agreement', ...,
+    'almost perfect agreement'; 'no agreement beyond chance' at or below 0."""
     if not np.isfinite(kappa):
         return MISSING
     if kappa <= 0:
-        return "no better than chance"
+        return "no agreement beyond chance"
     for limit, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
         if kappa <= limit:
-            return word
-    return "almost perfect"
+            return f"{word} agreement"
+    return "almost perfect agreement"
+
+
+def placement_choice(run) -> str:
+    """Which placement the rule prefers (higher CoT accuracy on the shared questions; on a tie,
+    fewer INVALID outputs; then more outputs in the asked format), and whether the main run uses it."""
+    pl = placements(run)
+    if len(pl) < 2:
+        return MISSING
+    best = max(pl, key=lambda k: (pl[k]["acc_cot"], -pl[k]["n_invalid"], pl[k]["n_format_ok"]))
+    main = run.metrics.get("main_placement")
+    verdict = "the main run uses it" if best == main else \
+        f"the main run uses the other one ({PLACEMENT_TITLES.get(main, main)}), computed before this comparison"
+    return f"{PLACEMENT_TITLES.get(best, best)}; {verdict}"
 
 
 def control(run) -> dict:

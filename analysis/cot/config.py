@@ -20,7 +20,8 @@ class CotConfig:
     placement: str = "system"  # where the CoT instruction goes in the main run: "system" or "user" turn
     # the other placement (format compliance measured, task 4.4) and the option-order control (the
     # options rotated: letter bias vs content) run on the first variant_n questions of the sample
-    variant_n: int = 100
+    # (50: each costs a quarter of the main run's generation on the 2-core CPU)
+    variant_n: int = 50
     n_qualitative: int = 20  # examples shown per flip category (seeded)
     n_boot: int = 10_000  # bootstrap resamples for the accuracy intervals
     device: str | None = None  # None: analysis.models.pick_device()
