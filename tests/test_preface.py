@@ -38,12 +38,15 @@ def test_colab_url_from_the_remote_or_none(monkeypatch):
     assert preface.colab_url() is None  # no remote: the preface gives the path, never a placeholder
 
 
-def test_preface_prints_the_badge_only_from_the_helper():
-    text = (PROJECT_ROOT / "index.qmd").read_text()
+def test_reproduce_section_prints_the_badge_only_from_the_helper():
+    """The Colab link is built from the git remote (analysis.repo); without one the appendix says how to
+    get it (repo.colab_hint), never a placeholder."""
+    text = (PROJECT_ROOT / "appendices" / "reproducibility.qmd").read_text()
     assert "<group>" not in text and "<repo>" not in text
-    assert "preface.colab_url()" in text and "figures/colab-badge.svg" in text
+    assert "preface.colab_url()" in text and "colab_hint()" in text and "figures/colab-badge.svg" in text
     assert (PROJECT_ROOT / "figures" / "colab-badge.svg").is_file()
     assert preface.NOTEBOOK in text
+    assert "{#sec-reproduce}" in text and "{#sec-reproduce}" not in (PROJECT_ROOT / "index.qmd").read_text()
 
 
 def test_importing_envinfo_imports_no_experiment_or_book_module():

@@ -51,8 +51,12 @@ def lengths_table(stats_run) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]].rename(columns=cols)
 
 
-def examples_table(stats_run, max_chars: int = 160) -> pd.DataFrame:
+def examples_table(stats_run, max_chars: int = 160, per_class: int | None = None) -> pd.DataFrame:
+    """The stored representative examples (per class, nearest the class's median token count first),
+    at most ``per_class`` of each class, texts cut to ``max_chars``."""
     df = stats_run.table("records")
+    if per_class is not None:
+        df = df.groupby("class", sort=False).head(per_class).reset_index(drop=True)
     df["text"] = df["text"].map(lambda t: t if len(t) <= max_chars else t[: max_chars - 1] + "…")
     return df[["class", "tokens", "text"]].rename(columns={"class": "Class", "tokens": "Tokens", "text": "Text (title + description)"})
 

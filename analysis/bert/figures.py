@@ -46,7 +46,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
     """Token-length distributions per split (left) and per class in train (right)."""
     arr = stats_run.arrays
     max_length = max_length or stats_run.config["max_length"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
     top = max(int(arr[f"tokens_{s}"].max()) for s in SPLITS if f"tokens_{s}" in arr)
     bins = np.arange(0, top + 5, 4)
     for s in SPLITS:
@@ -69,7 +69,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
 def fig_learning_curve(ft_run):
     """Training and validation loss (left), validation accuracy and macro-F1 (right) per step."""
     curve = ft_run.table("curve")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.2))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.7))
     tr, va = curve[curve["kind"] == "train"], curve[curve["kind"] == "validation"]
     a.plot(tr["step"], tr["loss"], label="training loss (running)", alpha=0.8)
     a.plot(va["step"], va["loss"], "o-", label="validation loss")
@@ -235,7 +235,7 @@ def fig_attention_change(att_run):
     js = arr["stat_js"]
     n_layers, n_heads = js.shape
     layers = np.arange(1, n_layers + 1)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.9))
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.2))
     axes = axes.ravel()
     im = axes[0].imshow(js, cmap="viridis", aspect="auto")
     axes[0].set_xticks(range(n_heads), range(1, n_heads + 1), fontsize=7)
@@ -268,7 +268,7 @@ def fig_attention_change(att_run):
 def fig_fewshot(fs_run):
     """Accuracy of the k-shot causal LM (raw, calibrated) vs the fine-tuned encoder on the same items, and predicted-label shares."""
     m = fs_run.metrics
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
     names = [f"{m['k']}-shot LM", f"{m['k']}-shot LM\ncalibrated", "fine-tuned\nencoder"]
     vals = [m["accuracy_raw"], m["accuracy_calibrated"], m["accuracy_encoder_same_items"]]
     bars = a.bar(names, vals, color=["C1", "C2", "C0"])
