@@ -73,6 +73,8 @@ def test_deviations_follow_the_registry_and_configs(profile):
     assert dev["trainer"].same == ("yes" if (ft.epochs, ft.batch_size, ft.learning_rate, ft.limit_train)
                                    == (3, 16, 2e-5, None) else "no")
     assert f"batch {ft.batch_size}," in dev["trainer"].used
+    grid = cfg["sam_auto"].points_per_side  # task 1.2 says what ran: the model and the automatic mode's grid
+    assert spec(cfg["sam_auto"].model).display in dev["demo"].used and f"{grid} x {grid} point grid" in dev["demo"].used
     # cells name models as sentences do, never by registry id
     for used, _ in dev.values():
         assert not any(re.search(rf"\b{re.escape(name)}\b", used) for name in MODELS), used

@@ -127,8 +127,14 @@ def fewshot_table(fs_run) -> pd.DataFrame:
     ])
 
 
-def demonstrations_table(fs_run) -> pd.DataFrame:
-    return fs_run.table("demonstrations").rename(columns={"class": "Label", "text": "Demonstration (cut)"})
+def demonstrations_table(fs_run, max_words: int | None = None) -> pd.DataFrame:
+    """The few-shot prompt's demonstrations (as stored, already cut), shortened further to ``max_words``
+    words (with an ellipsis) for the page."""
+    df = fs_run.table("demonstrations")
+    if max_words is not None:
+        df["text"] = df["text"].map(lambda t: t if len(t.split()) <= max_words
+                                    else " ".join(t.split()[:max_words]).rstrip(" .,;:") + " …")
+    return df.rename(columns={"class": "Label", "text": "Demonstration (cut)"})
 
 
 def change(before: float, after: float, fmt=None, up: str = "rose", down: str = "fell") -> str:

@@ -69,7 +69,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
 def fig_learning_curve(ft_run):
     """Training and validation loss (left), validation accuracy and macro-F1 (right) per step."""
     curve = ft_run.table("curve")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.7))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5))
     tr, va = curve[curve["kind"] == "train"], curve[curve["kind"] == "validation"]
     a.plot(tr["step"], tr["loss"], label="training loss (running)", alpha=0.8)
     a.plot(va["step"], va["loss"], "o-", label="validation loss")
@@ -219,7 +219,9 @@ def fig_attention_pair(att_run, i: int | None = None):
     _, tokens, pre, ft = _chosen(att_run, i)
     d = ft.mean(0) - pre.mean(0)
     lim = float(np.abs(d).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(4.4, 4.0))
+    labels = max((len(t) for t in tokens), default=1) * 0.06 + 0.5  # room for a rotated 7-pt token label
+    side = max(len(tokens), 8) * TOKEN_IN * 1.1  # the map itself, as the overview's token pitch
+    fig, ax = plt.subplots(figsize=(side + labels + 1.3, side + labels + 0.4))
     im = _map(ax, d, tokens, f"#{i + 1}: fine-tuned minus pre-trained", cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax, shrink=0.8, pad=0.03, label="attention weight difference")
     ax.set_xlabel("key (attended to)")
@@ -235,7 +237,7 @@ def fig_attention_change(att_run):
     js = arr["stat_js"]
     n_layers, n_heads = js.shape
     layers = np.arange(1, n_layers + 1)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.2))
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.9))
     axes = axes.ravel()
     im = axes[0].imshow(js, cmap="viridis", aspect="auto")
     axes[0].set_xticks(range(n_heads), range(1, n_heads + 1), fontsize=7)
@@ -268,7 +270,7 @@ def fig_attention_change(att_run):
 def fig_fewshot(fs_run):
     """Accuracy of the k-shot causal LM (raw, calibrated) vs the fine-tuned encoder on the same items, and predicted-label shares."""
     m = fs_run.metrics
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5))
     names = [f"{m['k']}-shot LM", f"{m['k']}-shot LM\ncalibrated", "fine-tuned\nencoder"]
     vals = [m["accuracy_raw"], m["accuracy_calibrated"], m["accuracy_encoder_same_items"]]
     bars = a.bar(names, vals, color=["C1", "C2", "C0"])
