@@ -29,9 +29,14 @@ def _house(fn):
     return wrapper
 
 
-def _legend_below(ax, ncol: int = 2):
-    """The legend under the axes (below the x label), so it never covers data."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=ncol, frameon=False)
+def _legend_below(ax, ncol: int = 2, below_pt: float = 30.0):
+    """The legend under the axes, ``below_pt`` points below their bottom edge (under the tick labels
+    and the x label, whatever the figure's height), so it covers neither data nor the label."""
+    from matplotlib.transforms import ScaledTranslation
+
+    offset = ScaledTranslation(0, -below_pt / 72, ax.figure.dpi_scale_trans)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=ax.transAxes + offset,
+              ncol=ncol, frameon=False)
 
 
 def _done(fig):
@@ -270,7 +275,7 @@ def fig_attention_change(att_run):
 def fig_fewshot(fs_run):
     """Accuracy of the k-shot causal LM (raw, calibrated) vs the fine-tuned encoder on the same items, and predicted-label shares."""
     m = fs_run.metrics
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5), gridspec_kw={"width_ratios": [1, 1.3]})
     names = [f"{m['k']}-shot LM", f"{m['k']}-shot LM\ncalibrated", "fine-tuned\nencoder"]
     vals = [m["accuracy_raw"], m["accuracy_calibrated"], m["accuracy_encoder_same_items"]]
     bars = a.bar(names, vals, color=["C1", "C2", "C0"])
