@@ -292,6 +292,56 @@ def pdf_overflow(pdf: Path, edge_pt: float = 5.0) -> list[str]:
     return problems
 
 
+# The report's page budget: at most this many PDF pages before chapter 1 (title, contents, preface)
+# and from chapter 1 to the last page of the references (the main text).
+FRONT_MAX_PAGES, MAIN_MAX_PAGES = 3, 30
+
+
+def first_chapter_title(root: Path = PROJECT_ROOT) -> str:
+    """The heading of the book's first numbered chapter (the second file of ``_quarto.yml``'s chapters,
+    after the preface), without its attributes: "Segment Anything on lung X-rays"."""
+    text = book_files(root)[1].read_text()
+    heading = re.search(r"(?m)^#\s+(.+?)\s*(?:\{[^}]*\})?\s*$", text)
+    return heading.group(1) if heading else ""
+
+
+def page_budget(pdf: Path, first_chapter: str, last: str = "References") -> dict[str, int]:
+    """Where the main text lies in a rendered PDF, from its top-level bookmarks: ``start``, the page
+    chapter 1 (the bookmark ending in ``first_chapter``) starts on; ``front``, the pages before it;
+    ``main``, the pages from it to the last page of ``last`` (the page before the next top-level
+    bookmark, or the PDF's end). A missing bookmark is a ValueError naming it."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(pdf)
+    tops = [(str(item.title).strip(), reader.get_destination_page_number(item) + 1)
+            for item in reader.outline if not isinstance(item, list)]
+    titles = [t for t, _ in tops]
+    starts = [i for i, t in enumerate(titles) if t.endswith(first_chapter)]
+    ends = [i for i, t in enumerate(titles) if t == last]
+    if not starts or not ends:
+        raise ValueError(f"{Path(pdf).name}: no top-level bookmark {first_chapter if not starts else last!r} "
+                         f"among {titles}")
+    start, end = tops[starts[0]][1], ends[0]
+    last_page = tops[end + 1][1] - 1 if end + 1 < len(tops) else len(reader.pages)
+    return {"start": start, "front": start - 1, "main": last_page - start + 1}
+
+
+def budget_problems(pdf: Path, first_chapter: str | None = None, front_max: int = FRONT_MAX_PAGES,
+                    main_max: int = MAIN_MAX_PAGES) -> list[str]:
+    """The page budget broken, in words (``page_budget``); [] when the PDF keeps it."""
+    try:
+        got = page_budget(pdf, first_chapter or first_chapter_title())
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    if got["front"] > front_max:
+        problems.append(f"{Path(pdf).name}: {got['front']} pages before chapter 1 (at most {front_max})")
+    if got["main"] > main_max:
+        problems.append(f"{Path(pdf).name}: main text (chapter 1 to the references) is {got['main']} pages, "
+                        f"from page {got['start']} (at most {main_max})")
+    return problems
+
+
 def rendered_problems(out_dir: Path, docs: list[Path], pages: tuple[int, int] = (25, 90),
                       root: Path = PROJECT_ROOT) -> list[str]:
     """Problems of a rendered book in ``out_dir`` (``_book/``), each naming the file or PDF page:

@@ -124,7 +124,8 @@ def deviations(profile: str | None = None, store: Store | None = None) -> dict[s
                f"learning rate {_num(ft.learning_rate)}, "
                f"{'all' if rows is None else f'{rows:,}'} training rows ({ft.n_validation:,} held out)")
     return {
-        "demo": Deviation(f"the three modes in code, {sam_a.display}",
+        "demo": Deviation(f"the three modes in code, {sam_a.display}, "
+                          f"{cfg['sam_auto'].points_per_side} x {cfg['sam_auto'].points_per_side} point grid",
                           "same model, in code" if sam_a.assignment else "no"),
         "sam": Deviation(sam_p.display, _yes(sam_p.assignment)),
         "lung": Deviation(*(("not computed yet", "?") if lung_sources is None else

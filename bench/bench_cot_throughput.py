@@ -150,9 +150,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help="rows of the slot loop")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-levers", dest="levers", action="store_false")
+    ap.add_argument("--lever-batches", default="16,64,128", help="batch sizes of the single-step costs")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "cot_throughput.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    lever_batches = [int(b) for b in args.lever_batches.split(",")]
 
     questions = sample_questions(200, seed=0).questions[:args.n]
     lm = LM("qwen25_coder_1p5b", dtype="bfloat16")
@@ -181,7 +183,7 @@ def main() -> None:
                    batch=args.ref_batch, loop="stream", dtype="bfloat16")
     levers = []
     if args.levers:
-        levers += step_costs(model, [16, 64], ctx=300)
+        levers += step_costs(model, [b for b in lever_batches if b <= 64], ctx=300)
     to_float32(model)
     ref_f32 = run("reference loop, float32", lambda: greedy_generate_stream(lm, prompts_ids, budgets, args.ref_batch),
                   batch=args.ref_batch, loop="stream", dtype="float32")
@@ -191,7 +193,7 @@ def main() -> None:
                     batch=args.batch, loop="slots", dtype="float32")
     report["runs"][-1]["loop_stats"] = stats
     if args.levers:
-        levers += step_costs(model, [16, 64, 128], ctx=300)
+        levers += step_costs(model, lever_batches, ctx=300)
         torch.set_num_threads(1)
         levers += step_costs(model, [64], ctx=300, kinds=("slots",))
         torch.set_num_threads(args.threads)

@@ -80,3 +80,48 @@ def test_bibliography_parses():
     proc = subprocess.run(["quarto", "pandoc", str(PROJECT_ROOT / "references.bib"), "-f", "bibtex", "-t", "csljson"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+
+
+def _pdf_with_bookmarks(path, n_pages, bookmarks):
+    """A blank PDF of ``n_pages`` pages with top-level bookmarks (title, 1-based page)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(n_pages):
+        writer.add_blank_page(width=595, height=842)
+    for title, page in bookmarks:
+        writer.add_outline_item(title, page - 1)
+    with open(path, "wb") as f:
+        writer.write(f)
+    return path
+
+
+def test_page_budget_counts_front_matter_and_main_text_from_the_bookmarks(tmp_path):
+    marks = [("Preface", 3), ("1. Segment Anything on lung X-rays", 4), ("2. Two", 7), ("References", 32),
+             ("Appendices", 34), ("A. Outputs", 35)]
+    pdf = _pdf_with_bookmarks(tmp_path / "ok.pdf", 40, marks)
+    assert book.page_budget(pdf, "Segment Anything on lung X-rays") == {"start": 4, "front": 3, "main": 30}
+    assert book.budget_problems(pdf, "Segment Anything on lung X-rays") == []
+    # one page more on each side: both limits named
+    long = _pdf_with_bookmarks(tmp_path / "long.pdf", 42, [(t, p + 1) for t, p in marks[:3]]
+                               + [(t, p + 2) for t, p in marks[3:]])
+    problems = "\n".join(book.budget_problems(long, "Segment Anything on lung X-rays"))
+    assert "4 pages before chapter 1 (at most 3)" in problems and "is 31 pages" in problems
+    # references as the last bookmark: the main text runs to the PDF's end; a missing chapter is named
+    tail = _pdf_with_bookmarks(tmp_path / "tail.pdf", 10, [("1. Segment Anything on lung X-rays", 2), ("References", 9)])
+    assert book.page_budget(tail, "Segment Anything on lung X-rays")["main"] == 9
+    assert "no top-level bookmark 'Nowhere'" in book.budget_problems(tail, "Nowhere")[0]
+
+
+def test_first_chapter_title_is_chapter_one_heading():
+    heading = FILES[1].read_text().splitlines()[0]
+    assert heading.startswith("# ") and book.first_chapter_title() in heading and "{" not in book.first_chapter_title()
+
+
+@pytest.mark.skipif(not (PROJECT_ROOT / "_book").is_dir(), reason="no rendered book in _book/ (make render)")
+def test_rendered_pdf_keeps_the_page_budget():
+    """At most 3 pages before chapter 1 and 30 from chapter 1 to the end of the references, in the
+    last rendered book (_book/; render it first: make render)."""
+    pdfs = sorted((PROJECT_ROOT / "_book").glob("*.pdf"))
+    assert len(pdfs) == 1, pdfs
+    assert book.budget_problems(pdfs[0]) == []

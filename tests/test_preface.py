@@ -38,12 +38,15 @@ def test_colab_url_from_the_remote_or_none(monkeypatch):
     assert preface.colab_url() is None  # no remote: the preface gives the path, never a placeholder
 
 
-def test_preface_prints_the_badge_only_from_the_helper():
-    text = (PROJECT_ROOT / "index.qmd").read_text()
+def test_reproduce_section_prints_the_badge_only_from_the_helper():
+    """The Colab link is built from the git remote (analysis.repo); without one the appendix says how to
+    get it (repo.colab_hint), never a placeholder."""
+    text = (PROJECT_ROOT / "appendices" / "reproducibility.qmd").read_text()
     assert "<group>" not in text and "<repo>" not in text
-    assert "preface.colab_url()" in text and "figures/colab-badge.svg" in text
+    assert "preface.colab_url()" in text and "colab_hint()" in text and "figures/colab-badge.svg" in text
     assert (PROJECT_ROOT / "figures" / "colab-badge.svg").is_file()
     assert preface.NOTEBOOK in text
+    assert "{#sec-reproduce}" in text and "{#sec-reproduce}" not in (PROJECT_ROOT / "index.qmd").read_text()
 
 
 def test_importing_envinfo_imports_no_experiment_or_book_module():
@@ -70,6 +73,8 @@ def test_deviations_follow_the_registry_and_configs(profile):
     assert dev["trainer"].same == ("yes" if (ft.epochs, ft.batch_size, ft.learning_rate, ft.limit_train)
                                    == (3, 16, 2e-5, None) else "no")
     assert f"batch {ft.batch_size}," in dev["trainer"].used
+    grid = cfg["sam_auto"].points_per_side  # task 1.2 says what ran: the model and the automatic mode's grid
+    assert spec(cfg["sam_auto"].model).display in dev["demo"].used and f"{grid} x {grid} point grid" in dev["demo"].used
     # cells name models as sentences do, never by registry id
     for used, _ in dev.values():
         assert not any(re.search(rf"\b{re.escape(name)}\b", used) for name in MODELS), used

@@ -51,8 +51,12 @@ def lengths_table(stats_run) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]].rename(columns=cols)
 
 
-def examples_table(stats_run, max_chars: int = 160) -> pd.DataFrame:
+def examples_table(stats_run, max_chars: int = 160, per_class: int | None = None) -> pd.DataFrame:
+    """The stored representative examples (per class, nearest the class's median token count first),
+    at most ``per_class`` of each class, texts cut to ``max_chars``."""
     df = stats_run.table("records")
+    if per_class is not None:
+        df = df.groupby("class", sort=False).head(per_class).reset_index(drop=True)
     df["text"] = df["text"].map(lambda t: t if len(t) <= max_chars else t[: max_chars - 1] + "…")
     return df[["class", "tokens", "text"]].rename(columns={"class": "Class", "tokens": "Tokens", "text": "Text (title + description)"})
 
@@ -123,8 +127,14 @@ def fewshot_table(fs_run) -> pd.DataFrame:
     ])
 
 
-def demonstrations_table(fs_run) -> pd.DataFrame:
-    return fs_run.table("demonstrations").rename(columns={"class": "Label", "text": "Demonstration (cut)"})
+def demonstrations_table(fs_run, max_words: int | None = None) -> pd.DataFrame:
+    """The few-shot prompt's demonstrations (as stored, already cut), shortened further to ``max_words``
+    words (with an ellipsis) for the page."""
+    df = fs_run.table("demonstrations")
+    if max_words is not None:
+        df["text"] = df["text"].map(lambda t: t if len(t.split()) <= max_words
+                                    else " ".join(t.split()[:max_words]).rstrip(" .,;:") + " …")
+    return df.rename(columns={"class": "Label", "text": "Demonstration (cut)"})
 
 
 def change(before: float, after: float, fmt=None, up: str = "rose", down: str = "fell") -> str:

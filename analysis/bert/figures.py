@@ -29,9 +29,14 @@ def _house(fn):
     return wrapper
 
 
-def _legend_below(ax, ncol: int = 2):
-    """The legend under the axes (below the x label), so it never covers data."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=ncol, frameon=False)
+def _legend_below(ax, ncol: int = 2, below_pt: float = 30.0):
+    """The legend under the axes, ``below_pt`` points below their bottom edge (under the tick labels
+    and the x label, whatever the figure's height), so it covers neither data nor the label."""
+    from matplotlib.transforms import ScaledTranslation
+
+    offset = ScaledTranslation(0, -below_pt / 72, ax.figure.dpi_scale_trans)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=ax.transAxes + offset,
+              ncol=ncol, frameon=False)
 
 
 def _done(fig):
@@ -46,7 +51,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
     """Token-length distributions per split (left) and per class in train (right)."""
     arr = stats_run.arrays
     max_length = max_length or stats_run.config["max_length"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.8))
     top = max(int(arr[f"tokens_{s}"].max()) for s in SPLITS if f"tokens_{s}" in arr)
     bins = np.arange(0, top + 5, 4)
     for s in SPLITS:
@@ -69,7 +74,7 @@ def fig_lengths(stats_run, max_length: int | None = None):
 def fig_learning_curve(ft_run):
     """Training and validation loss (left), validation accuracy and macro-F1 (right) per step."""
     curve = ft_run.table("curve")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.2))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5))
     tr, va = curve[curve["kind"] == "train"], curve[curve["kind"] == "validation"]
     a.plot(tr["step"], tr["loss"], label="training loss (running)", alpha=0.8)
     a.plot(va["step"], va["loss"], "o-", label="validation loss")
@@ -219,7 +224,9 @@ def fig_attention_pair(att_run, i: int | None = None):
     _, tokens, pre, ft = _chosen(att_run, i)
     d = ft.mean(0) - pre.mean(0)
     lim = float(np.abs(d).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(4.4, 4.0))
+    labels = max((len(t) for t in tokens), default=1) * 0.06 + 0.5  # room for a rotated 7-pt token label
+    side = max(len(tokens), 8) * TOKEN_IN * 1.1  # the map itself, as the overview's token pitch
+    fig, ax = plt.subplots(figsize=(side + labels + 1.3, side + labels + 0.4))
     im = _map(ax, d, tokens, f"#{i + 1}: fine-tuned minus pre-trained", cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax, shrink=0.8, pad=0.03, label="attention weight difference")
     ax.set_xlabel("key (attended to)")
@@ -235,7 +242,7 @@ def fig_attention_change(att_run):
     js = arr["stat_js"]
     n_layers, n_heads = js.shape
     layers = np.arange(1, n_layers + 1)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.9))
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.9))
     axes = axes.ravel()
     im = axes[0].imshow(js, cmap="viridis", aspect="auto")
     axes[0].set_xticks(range(n_heads), range(1, n_heads + 1), fontsize=7)
@@ -268,7 +275,7 @@ def fig_attention_change(att_run):
 def fig_fewshot(fs_run):
     """Accuracy of the k-shot causal LM (raw, calibrated) vs the fine-tuned encoder on the same items, and predicted-label shares."""
     m = fs_run.metrics
-    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(WIDTH, 2.5), gridspec_kw={"width_ratios": [1, 1.3]})
     names = [f"{m['k']}-shot LM", f"{m['k']}-shot LM\ncalibrated", "fine-tuned\nencoder"]
     vals = [m["accuracy_raw"], m["accuracy_calibrated"], m["accuracy_encoder_same_items"]]
     bars = a.bar(names, vals, color=["C1", "C2", "C0"])

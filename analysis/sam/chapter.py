@@ -84,17 +84,23 @@ def mean_iou(run, name: str) -> float:
     return float(np.mean(f1 / (2 - f1))) if len(f1) else float("nan")
 
 
-def strategy_table(run):
-    """One row per strategy: kind of prompt, oracle or not, n, mean F1, std (ddof=1), 95% CI."""
+def strategy_table(run, multimask: bool = False):
+    """One row per strategy: kind of prompt, oracle or not, n, mean F1 (single-mask output), std
+    (ddof=1), 95% CI; with ``multimask``, also the mean F1 of the multimask output the model scores
+    highest (``top score``) and of the best of its three chosen with the ground truth (``best of 3``)."""
     import pandas as pd
 
     s = run.table("summary")
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "strategy": s["label"],
         "prompts from": np.where(s["oracle"], "truth", "atlas"),
         "n": s["n"], "mean F1": s["mean"], "SD": s["std"],
         "95% CI": [_ci(lo, hi) for lo, hi in zip(s["ci_low"], s["ci_high"])],
     })
+    if multimask:
+        table["top score"] = s["mm_top_mean"].to_numpy()
+        table["best of 3"] = s["mm_oracle_mean"].to_numpy()
+    return table
 
 
 def best_strategy(run, oracle: bool | None = None) -> dict:

@@ -149,7 +149,7 @@ def gallery(run):
         fig, ax = _subplots(figsize=(4, 1)); ax.axis("off"); ax.text(0, 0.5, "no gallery in this run"); return fig
     cols = 3
     rows = int(np.ceil(len(exs) / cols))
-    fig, axes = _subplots(rows, cols, figsize=(WIDTH * 0.8, (WIDTH * 0.8 / cols + 0.35) * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(WIDTH * 0.7, (WIDTH * 0.7 / cols + 0.35) * rows), squeeze=False)
     a = run.arrays
     for ax in axes.flat:
         ax.axis("off")
