@@ -351,7 +351,7 @@ def control_table(run) -> pd.DataFrame:
         rows.append((f"early = final after {k} steps (kappa)",
                      f"{pct(control_fact(run, 'agree_main', k))} ({num(control_fact(run, 'kappa_main', k), 2)})",
                      f"{pct(control_fact(run, 'agree_control', k))} ({num(control_fact(run, 'kappa_control', k), 2)})"))
-    return pd.DataFrame(rows, columns=["", "original order", "options rotated"])
+    return pd.DataFrame(rows, columns=["measure (first questions)", "original order", "options rotated"])
 
 
 def probe_agree(run, k: int) -> float:
