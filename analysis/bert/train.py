@@ -233,7 +233,8 @@ def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:
 
     device = pick_device()
     if use_fast_loop(device):  # one CUDA GPU: tensors on the GPU, no Trainer (CPU keeps the Trainer loop)
-        return finetune_fast(cfg, root, final, device)
+        train_df, val_df, _ = load_splits(cfg)
+        return finetune_fast(cfg, root, final, device, train_df, val_df, _classifier(cfg), _weight_digests, STATE_FILE)
     train, val, _ = load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
     train_ds = tokenize_frame(train, tokenizer, cfg.max_length)

@@ -299,21 +299,22 @@ def train_loop(model, train: TokenTensors, val: TokenTensors | None, *, device, 
                       resumed_from, bool(compile_model), precision)
 
 
-def finetune_fast(cfg, root: Path, final: Path, device) -> Path:
-    """``train.finetune`` for one CUDA GPU: the same inputs and outputs, this module's loop."""
+def finetune_fast(cfg, root: Path, final: Path, device, train_df, val_df, model, weight_digests,
+                  state_file: str) -> Path:
+    """``train.finetune`` for one CUDA GPU: the same inputs and outputs, this module's loop.
+    ``train.finetune`` hands in its splits, its fresh classifier, its weight-digest function and its
+    state file name (this module does not import ``train``: no import circle)."""
     import json
 
     import torch
 
     from ..data import agnews
     from ..models import load_tokenizer
-    from . import train as T
 
-    train_df, val_df, _ = T.load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
     train = TokenTensors.from_texts(train_df["text"].tolist(), train_df["label"].to_numpy(), tokenizer, cfg.max_length)
     val = TokenTensors.from_texts(val_df["text"].tolist(), val_df["label"].to_numpy(), tokenizer, cfg.max_length)
-    model = T._classifier(cfg).to(device)
+    model = model.to(device)
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
         if device.type == "cuda":
@@ -341,8 +342,8 @@ def finetune_fast(cfg, root: Path, final: Path, device) -> Path:
         "config": dataclasses.asdict(cfg),
         "n_labels": len(agnews.LABELS),
     }
-    state["weights"] = T._weight_digests(final)
-    (final / T.STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+    state["weights"] = weight_digests(final)
+    (final / state_file).write_text(json.dumps(state, indent=1, default=str))
     import shutil
 
     shutil.rmtree(root / CHECKPOINT_DIR, ignore_errors=True)

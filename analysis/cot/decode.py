@@ -29,7 +29,14 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
-from .generate import _cache_of
+
+def _cache_of(out):
+    """The KV cache a model call returned (``cache`` in transformers 5, ``past_key_values`` before)."""
+    for name in ("cache", "past_key_values"):
+        value = getattr(out, name, None)
+        if value is not None:
+            return value
+    raise RuntimeError("model output carries no KV cache")
 
 
 @dataclass

@@ -30,6 +30,7 @@ import numpy as np
 from ..paths import cache_dir
 from ..progress import progress
 from ..store import canonical_json
+from .decode import _cache_of, greedy_generate_slots
 from .extract import chain_steps
 from .prompts import PROBE_ANSWER_PREFIX
 
@@ -136,14 +137,6 @@ class LM:
         except Exception:
             gguf = None
         return "float32" if gguf else str(pick_dtype(device)).replace("torch.", "")
-
-
-def _cache_of(out):
-    for name in ("cache", "past_key_values"):
-        value = getattr(out, name, None)
-        if value is not None:
-            return value
-    raise RuntimeError("model output carries no KV cache")
 
 
 def letter_token_ids(tokenizer) -> list[list[int]]:
@@ -607,8 +600,6 @@ def generate(lm: LM, texts: list[str], *, max_new_tokens: int, settings: dict, b
             if loop == "stream":
                 greedy_generate_stream(lm, prompts_ids, budgets, batch_size, on_finish)
             else:
-                from .decode import greedy_generate_slots
-
                 greedy_generate_slots(model, tok, prompts_ids, budgets, batch_size, _eos_ids(lm),
                                       _answer_line_done(tok), on_finish, heads=[head.get(i, []) for i in todo])
         bar.close()
