@@ -344,9 +344,9 @@ def control_table(run) -> pd.DataFrame:
     rows = [("accuracy without CoT", pct(main.get("acc_direct")), pct(c["acc_direct"])),
             ("accuracy with CoT", pct(main.get("acc_cot")), pct(c["acc_cot"])),
             ("INVALID", main.get("n_invalid"), c["n_invalid"])]
-    for label, run_name in (("most frequent zero-step letter", "main"), ):
-        top_m, top_c = control_fact(run, "top_k0_main"), control_fact(run, "top_k0_control")
-        rows.append((label, f"{top_m['letter']} ({top_m['share']})", f"{top_c['letter']} ({top_c['share']})"))
+    top_m, top_c = control_fact(run, "top_k0_main"), control_fact(run, "top_k0_control")
+    rows.append(("most frequent zero-step letter", f"{top_m['letter']} ({top_m['share']})",
+                 f"{top_c['letter']} ({top_c['share']})"))
     for k in range(len(c["probe_main"])):
         rows.append((f"early = final after {k} steps (kappa)",
                      f"{pct(control_fact(run, 'agree_main', k))} ({num(control_fact(run, 'kappa_main', k), 2)})",

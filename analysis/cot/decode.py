@@ -242,7 +242,8 @@ def greedy_generate_slots(model, tok, prompts: list[list[int]], budgets: list[in
                 finished.append(j)
                 continue
             gen[item].append(t)
-            if len(gen[item]) >= budgets[item] or stop(heads[item] + gen[item] if heads else gen[item]):
+            # a continued chain's head is prepended only where there is one (a list copy per row per step)
+            if len(gen[item]) >= budgets[item] or stop(heads[item] + gen[item] if heads and heads[item] else gen[item]):
                 finished.append(j)
         return finished
 
