@@ -6,6 +6,8 @@ PROFILE ?= offline
 # else one installed into .cache/quarto (how .ci/run installs it on machines without quarto.org).
 QUARTO_BIN ?= $(shell command -v quarto 2>/dev/null || echo $(CURDIR)/.cache/quarto/bin/quarto)
 QUARTO  := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" QUARTO_PYTHON="$(CURDIR)/$(PY)" $(QUARTO_BIN)
+# what scripts/render.sh says when Quarto is missing, for the targets that call it directly
+NEED_QUARTO = @command -v "$(QUARTO_BIN)" >/dev/null 2>&1 || { echo "$@: Quarto not found ($(QUARTO_BIN)). Install Quarto >= 1.9 from https://quarto.org/docs/get-started/ (or: make setup, which installs it into .cache/quarto), then run make $@ again." >&2; exit 127; }
 
 .PHONY: setup test test-all render render-latex preview results status doctor bench clean
 
@@ -30,9 +32,11 @@ render:
 
 # The PDF through LaTeX instead of Typst (needs a TeX install, e.g. `quarto install tinytex`).
 render-latex:
+	$(NEED_QUARTO)
 	$(QUARTO) render --profile $(PROFILE) --to pdf --output-dir _book-latex
 
 preview:
+	$(NEED_QUARTO)
 	$(QUARTO) preview --profile $(PROFILE)
 
 # Compute every experiment of a profile outside Quarto, with progress bars.

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from . import experiments
-from .errors import AnalysisError, ConfigError
-from .paths import DATA_DIR_ENV, data_dir
+from .errors import AnalysisError, ConfigError, StoreError
+from .paths import DATA_DIR_ENV, RESULTS_DIR_ENV, data_dir
 from .profiles import DEFAULT_PROFILE, PROFILE_ENV, PROFILES, active_profile
 from .store import Store
 
@@ -112,7 +112,7 @@ def _status_rows(store: Store, profiles) -> list[dict]:
                 else:
                     run = store.load(profile, name, row["key"])
                 if run is not None:
-                    run.verify()
+                    run.verify().check_key()  # as `run` and `prepare` do: an edited run is not "stored"
             except AnalysisError as exc:
                 row.update(state="damaged", problem=str(exc))
                 continue
@@ -130,6 +130,9 @@ def _cmd_status(args) -> int:
 
     quiet_libraries()  # status reads and downloads nothing: no progress bars, no library warnings
     store = Store()
+    if store.root.exists() and not store.root.is_dir():
+        raise StoreError(store.root, "the result store is a file, not a folder",
+                         f"point {RESULTS_DIR_ENV} at a folder (or unset it for the project's results/)")
     profiles = [active_profile(args.profile)] if args.profile else list(PROFILES)
     rows = _status_rows(store, profiles)
     if args.json:

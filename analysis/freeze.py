@@ -12,13 +12,14 @@ with inline ``{python}`` expressions. So:
   own per-document folders, which it copies back and forth): the profile, the result store in
   force, per module a digest of its source, per experiment folder a digest of its stored runs
   (each run's ``run.json`` and checksum list, which covers every stored file), per other file a
-  digest of its bytes;
+  digest of its bytes, and the package versions a page shows (``record_environment``);
 - **before each render**, ``sync()`` (called by the project's ``pre-render`` script,
   ``scripts/pre_render.py``) recomputes those digests and drops a chapter's frozen results when
   anything differs (another profile or store, a changed module it imported, a run added, replaced
-  or removed, a changed file), when a frozen figure is missing, or when the chapter has frozen
-  results but no record. Quarto then executes that chapter again. Editing a module no chapter
-  imports (compute code) re-executes nothing; its runs' keys change instead.
+  or removed, a changed file, other package versions than the page shows), when a frozen figure
+  is missing, or when the chapter has frozen results but no record. Quarto then executes that
+  chapter again. Editing a module no chapter imports (compute code) re-executes nothing; its runs'
+  keys change instead.
 
 Only the default profile freezes (its ``_freeze/`` is committed); the other profiles set
 ``freeze: false`` in their ``_quarto-<profile>.yml``, execute every chapter on each render and
@@ -142,6 +143,8 @@ class _Recorder:
         self.folders: dict[str, str] = {}
         # other inputs a chapter reads: files (annotations, bench results) and listed folders ("figures/demo/")
         self.files: dict[str, str] = {}
+        # the environment a page describes (record_environment): its Python and package versions
+        self.environment: dict[str, str | None] = {}
         self._busy = False
         self._write()  # a chapter that reads no result still gets a record
         _after_each_cell(self._write)  # modules imported by later cells
@@ -197,6 +200,8 @@ class _Recorder:
         try:
             record = {"profile": self.profile, "results": _rel(self.results, self.project), "modules": imported_modules(),
                       "folders": self.folders, "files": self.files}
+            if self.environment:
+                record["environment"] = dict(sorted(self.environment.items()))
             text = json.dumps(record, indent=1, sort_keys=True) + "\n"
             if self.deps_path.exists() and self.deps_path.read_text() == text:
                 return
@@ -306,7 +311,41 @@ def stale_reason(deps: dict, project: Path, profile: str, results: Path,
     for key, digest in sorted(deps.get("files", {}).items()):
         if _input_digest(key, project) != digest:
             return f"{key} changed"
+    recorded_env = deps.get("environment") or {}
+    now = environment_now(tuple(recorded_env))
+    for name, version in sorted(recorded_env.items()):
+        if now[name] != version:
+            return f"the environment changed ({name} {version or 'not installed'} -> {now[name] or 'not installed'})"
     return None
+
+
+def environment_now(names: tuple[str, ...]) -> dict[str, str | None]:
+    """This interpreter's version of each name: ``python`` is Python itself, any other name an
+    installed distribution (None: not installed)."""
+    import platform
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        if name == "python":
+            out[name] = platform.python_version()
+            continue
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def record_environment(versions: dict[str, str | None]) -> None:
+    """Note that the page being executed shows these versions (``python`` and distributions):
+    its frozen output is then dropped before a render whose environment has other versions
+    (``stale_reason``), so a page's environment table is always the rendering environment's.
+    Outside a render of the frozen profile: nothing to do."""
+    recorder = _current_recorder()
+    if recorder is not None:
+        recorder.environment.update(versions)
+        recorder._write()
 
 
 _FIGURE_REF = re.compile(r"[\w.-]+_files/(figure-[\w-]+/[^)\s\"'}]+)")

@@ -43,18 +43,29 @@ def results_dir() -> Path:
     return _env_path(RESULTS_DIR_ENV) or PROJECT_ROOT / "results"
 
 
+def _folder(var: str, default: Path) -> Path:
+    """``$var`` or ``default``, created when missing; a clear error when it cannot be a folder."""
+    path = _env_path(var) or default
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError, OSError) as exc:
+        from .errors import ConfigError
+
+        where = f"${var}" if _env_path(var) else "the default"
+        raise ConfigError(f"{path} ({where}) cannot be used as a folder: "
+                          f"{'it, or a folder above it, is a file' if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc}. "
+                          f"Fix: set {var} to a folder you can write (or unset it for {default})") from None
+    return path
+
+
 def cache_dir() -> Path:
     """Recomputable caches (embeddings, raw generations, joined model files, downloads)."""
-    path = _env_path(CACHE_DIR_ENV) or PROJECT_ROOT / ".cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _folder(CACHE_DIR_ENV, PROJECT_ROOT / ".cache")
 
 
 def artifacts_dir() -> Path:
     """Large outputs kept out of git (fine-tuned weights, checkpoints)."""
-    path = _env_path(ARTIFACTS_DIR_ENV) or PROJECT_ROOT / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _folder(ARTIFACTS_DIR_ENV, PROJECT_ROOT / "artifacts")
 
 
 def standins_dir() -> Path | None:

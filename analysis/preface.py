@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import experiments
 from .envinfo import device_description, device_text, package_versions
+from .freeze import record_environment
 from .repo import NOTEBOOK, colab_url
 from .models import spec
 from .profiles import DESCRIPTIONS, PROFILES, active_profile
@@ -89,6 +90,7 @@ def packages_table(profile: str | None = None) -> pd.DataFrame:
     model_packages = dict.fromkeys(pkg for exp in experiments.load_all().values() if profile in exp.configs
                                    for m in exp.models(exp.configs[profile]) for pkg in spec(m).packages)
     versions = {"python": platform.python_version(), **package_versions(), **package_versions(tuple(model_packages))}
+    record_environment(versions)  # a frozen page showing them executes again in another environment
     return pd.DataFrame([{"Package": k, "Version": v or "not installed"} for k, v in versions.items()])
 
 

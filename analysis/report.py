@@ -38,11 +38,37 @@ def escape_md(text, newlines: str = " ", long_words: int | None = None) -> str:
     return escaped.replace("\r\n", "\n").replace("\n", newlines)
 
 
+class Literal(str):
+    """Text from data or a model for an inline expression (``{python} name``): the page shows it as
+    the text it is. A plain ``str`` goes through Quarto's own escaping, which leaves ``@``, ``$``,
+    ``&``, ``<``, ``~`` and ``^`` live (a question holding "@key" became a citation, "&lt;" a "<");
+    this one offers Quarto its markdown, ``escape_md``'s (text/markdown wins over text/plain)."""
+
+    def _repr_markdown_(self) -> str:
+        return escape_md(str(self))
+
+
+class Markdown(str):
+    """Markdown for an inline expression, composed by a helper whose data parts went through
+    ``escape_md`` (a sentence quoting topics): Quarto inserts it as it is, without its own escaping."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def no_shortcodes(text) -> str:
+    """Text for a code block or a cell's printed output: Quarto runs shortcodes even there (a
+    "{{< pagebreak >}}" in a question vanished from the page), so a zero-width space goes after
+    every "{{" that would open one; the text reads the same."""
+    return re.sub(r"\{\{(?=[<%])", "{{\u200b", str(text))
+
+
 def code_block(text, width: int | None = None, lang: str = "") -> str:
     """A fenced code block showing ``text`` literally (a model's raw output): the fence is longer
     than any backtick run inside, so no text can close it early; ``width`` wraps long lines (a PDF
-    page does not scroll), keeping each line's indentation."""
-    lines = str(text).splitlines() or [""]
+    page does not scroll), keeping each line's indentation; ``no_shortcodes`` first."""
+    text = no_shortcodes(text)
+    lines = text.splitlines() or [""]
     if width:
         wrapped = []
         for line in lines:
@@ -50,7 +76,7 @@ def code_block(text, width: int | None = None, lang: str = "") -> str:
             wrapped += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=True,
                                      break_on_hyphens=False, drop_whitespace=False) or [""]
         lines = wrapped
-    longest = max((len(m) for m in re.findall(r"`+", str(text))), default=0)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return "\n".join([fence + lang, *lines, fence])
 

@@ -285,6 +285,12 @@ class Run:
         except OSError as exc:
             raise self._damaged(name, f"cannot be read ({exc.__class__.__name__}: {exc})") from None
         if self.checksums is not None and _sha256_bytes(data) != self.checksums[name]:
+            if b"\r\n" in data and _sha256_bytes(data.replace(b"\r\n", b"\n")) == self.checksums[name]:
+                raise StoreError(path, "has Windows line endings (CRLF) where the run was stored with LF: "
+                                 "git converted it on checkout (core.autocrlf)",
+                                 "check the store out again as committed: `git checkout HEAD -- results` (the "
+                                 "project's .gitattributes keeps results/ unconverted; an older clone may also "
+                                 "need `git config core.autocrlf false`)")
             raise self._damaged(name, f"content differs from its checksum in {CHECKSUM_FILE} "
                                       f"({len(data)} bytes; edited, truncated or corrupted)")
         return data

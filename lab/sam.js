@@ -121,7 +121,8 @@ class Explorer {
         this.clearBtn, this.autoBtn),
       el("div", { className: "lab-controls" }, el("label", {}, "Book prompt ", this.refSel), el("span", {}, "Output "), this.outBtns),
       el("div", { className: "sam-stage" }, this.canvas, this.readout), this.help, this.live, this.status);
-    this.imageSel.addEventListener("change", () => this.selectImage(+this.imageSel.value));
+    this.imageSel.addEventListener("change", () => this.selectImage(+this.imageSel.value)
+      .catch((e) => this.fail(`X-ray ${this.imageSel.value} could not be shown`, e)));
     this.refSel.addEventListener("change", () => this.useReference(this.refSel.value));
     this.clearBtn.addEventListener("click", () => { this.clearPrompt(); this.draw(); });
     this.autoBtn.addEventListener("click", () => {
@@ -285,7 +286,10 @@ class Explorer {
         modelBytes.then((b) => { phases.model_fetched_ms = performance.now() - t0;
           // no graph optimisation pass at load: a third less time to a session (bench/bench_lab.py),
           // the same decode speed once warm, and masks as close to the package's (tests/test_lab_sam.py)
-          return ort.InferenceSession.create(new Uint8Array(b), { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" }); })
+          return ort.InferenceSession.create(new Uint8Array(b), { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" })
+            .catch((e) => { throw new Error(`${new URL("decoder.onnx", this.base).href} (${(b.byteLength / 1e6).toFixed(1)} MB) ` +
+              `is not a decoder onnxruntime-web can read (${e.message || e}): the file is damaged. ` +
+              "Delete .cache/sam_onnx/ and render the book again (make render): the decoder is exported afresh and checked."); }); })
           .then((x) => { phases.session_ms = performance.now() - t0; return x; }),
         firstImage.then((x) => { phases.image_ms = performance.now() - t0; return x; }),
       ]);
@@ -301,10 +305,16 @@ class Explorer {
       this.root.dataset.ready = "1";
       if (this.focusWhenReady) this.canvas.focus();
     } catch (e) {
-      this.status.textContent = `The explorer could not start: ${e.message}`;
-      this.status.classList.add("lab-error");
-      this.root.dataset.error = e.message;
+      this.fail("The explorer could not start", e);
     }
+  }
+
+  // A problem the reader can act on, in the status line (and for the tests, in data-error)
+  fail(what, e) {
+    const message = e && e.message ? e.message : String(e);
+    this.status.textContent = `${what}: ${message}`;
+    this.status.classList.add("lab-error");
+    this.root.dataset.error = message;
   }
 
   async loadImage(n) {
@@ -316,6 +326,14 @@ class Explorer {
     img.src = url("png");
     const [emb, gt, auto] = await Promise.all([fetchBytes(url("emb.f16")), fetchBytes(url("gt.bits")), fetchBytes(url("auto.u8")), loaded]);
     const size = im.height * im.width;
+    // a truncated or padded file would decode to nonsense without a word: its length is known
+    const expected = { "emb.f16": 2 * im.embedding_shape.reduce((a, b) => a * b, 1), "gt.bits": Math.ceil(size / 8), "auto.u8": size };
+    for (const [name, bytes] of [["emb.f16", emb], ["gt.bits", gt], ["auto.u8", auto]]) {
+      if (bytes.byteLength !== expected[name]) {
+        throw new Error(`${url(name)} has ${bytes.byteLength} bytes where ${expected[name]} belong (a truncated or damaged file). ` +
+          "Render the book again (make render): the explorer's files are copied afresh from the result store, checked against its checksums.");
+      }
+    }
     const entry = { im, img, emb: halfToFloat(emb), gt: unpackBits(gt, size), auto: new Uint8Array(auto) };
     entry.outline = new Uint8Array(size); // ground-truth boundary pixels, drawn as the green outline
     for (let y = 0; y < im.height; y++) for (let x = 0; x < im.width; x++) {
@@ -386,7 +404,13 @@ class Explorer {
     if (!this.ready && !this.session) return;
     if (!this.points.length && !this.box) { this.clearPrompt(); this.draw(); return; }
     const t = performance.now();
-    const res = await this.decode(this.entry, this.points, this.labels, this.box);
+    let res;
+    try {
+      res = await this.decode(this.entry, this.points, this.labels, this.box);
+    } catch (e) {
+      this.fail("The decoder failed on this prompt", e);
+      return;
+    }
     res.ms = performance.now() - t;
     res.hasBox = !!this.box;
     res.ref = ref;

@@ -79,24 +79,32 @@ def rendered(tmp_path_factory, shared_data):
         return Path(reuse).resolve()
     if QUARTO is None:
         pytest.skip("Quarto is not on PATH (see needs_quarto)")
-    from analysis.paths import PROJECT_ROOT
-
     missing = _missing_offline_runs()
     # A render computes what is missing (an hour of CPU for some runs): that is not a test's job.
     assert not missing, (f"stored offline runs missing for {missing}: "
                          "run `python -m analysis run all --profile offline` first")
     out = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, QUARTO_PYTHON=sys.executable,
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    quarto_render("offline", out, os.environ)
+    return out
+
+
+def quarto_render(profile: str, out: Path, env, timeout: int = 1800) -> float:
+    """``quarto render --profile PROFILE --output-dir OUT`` from the project, with this interpreter's
+    Jupyter kernel (``env``: the environment, without ``QUARTO_PROFILE``); asserts it succeeded,
+    showing the log's end, and returns the seconds it took."""
+    from analysis.paths import PROJECT_ROOT
+
+    env = dict(env, QUARTO_PYTHON=sys.executable,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     env.pop("QUARTO_PROFILE", None)
     started = time.perf_counter()
-    proc = subprocess.run([QUARTO, "render", "--profile", "offline", "--output-dir", str(out)],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run([QUARTO, "render", "--profile", profile, "--output-dir", str(out)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     took = time.perf_counter() - started
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"quarto render failed (exit {proc.returncode}) after {took:.0f} s:\n{log[-6000:]}"
-    print(f"quarto render --profile offline: {took:.1f} s")
-    return out
+    assert proc.returncode == 0, f"quarto render --profile {profile} failed (exit {proc.returncode}) after {took:.0f} s:\n{log[-6000:]}"
+    print(f"\nquarto render --profile {profile}: {took:.1f} s")
+    return took
 
 
 @pytest.fixture(scope="session")

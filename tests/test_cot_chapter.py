@@ -116,7 +116,7 @@ def test_group_counts_names_groups_with_their_sizes():
            [{"flip": "flip_to_correct", "group": "chemistry"}]
     run = FakeRun({"records": recs})
     assert ch.group_counts(run, "flip_to_correct") == \
-        "“Select the liquid.” (3 of its 5 questions); “chemistry” (1 of its 1 questions)"
+        "“Select the liquid\\.” (3 of its 5 questions); “chemistry” (1 of its 1 questions)"
     assert ch.group_counts(run, "flip_to_incorrect") == "none"
 
 

@@ -110,6 +110,27 @@ def test_hidden_folders_of_a_save_in_progress_do_not_count(tmp_path, monkeypatch
     assert _sync(tmp_path) == ([], []) and frozen.exists()
 
 
+def test_a_page_showing_package_versions_executes_again_in_another_environment(tmp_path, monkeypatch):
+    """The reproducibility appendix lists the rendering environment's versions: its frozen output
+    is kept while they are the same, dropped (saying which package) when one differs."""
+    import platform
+    from importlib import metadata
+
+    frozen = _project(tmp_path)
+    monkeypatch.setattr(freeze.stale_reason, "__defaults__", (tmp_path / "pkg",))
+    deps_path = tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "one.json"
+    deps = json.loads(deps_path.read_text())
+    deps["environment"] = {"python": platform.python_version(), "numpy": metadata.version("numpy"),
+                           "no-such-distribution": None}
+    deps_path.write_text(json.dumps(deps))
+    assert _sync(tmp_path) == ([], [])
+    deps["environment"]["numpy"] = "0.0.1"
+    deps_path.write_text(json.dumps(deps))
+    dropped, messages = _sync(tmp_path)
+    assert dropped == ["chapters/one"] and not frozen.exists()
+    assert f"the environment changed (numpy 0.0.1 -> {metadata.version('numpy')})" in messages[0]
+
+
 def test_a_frozen_chapter_without_a_record_executes_again(tmp_path):
     frozen = _project(tmp_path)
     (tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "one.json").unlink()
@@ -140,6 +161,8 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
         import sys; sys.path.insert(0, {str(tmp_path / "chapters")!r})
         os.listdir({str(tmp_path / "chapters")!r})  # the document's folder: on sys.path (''), listed by imports
         pathlib.Path({str(tmp_path / "data.bin")!r}).write_bytes(b"x")
+        from analysis import preface
+        preface.packages_table()  # the versions the page shows are part of its record
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     record = json.loads((tmp_path / "_freeze" / freeze.DEPS_DIR / "chapters" / "two.json").read_text())
@@ -147,6 +170,8 @@ def test_recorder_notes_what_a_rendered_chapter_reads(tmp_path):
     assert "freeze.py" in record["modules"] and "__init__.py" in record["modules"]
     assert record["folders"] == {"offline/exp": freeze.folder_digest(tmp_path / "results/offline/exp")}
     assert sorted(record["files"]) == ["annotations/exp-offline.jsonl", "bench/results/b.json", "figures/demo/"]
+    assert record["environment"]["python"] and record["environment"]["torch"]
+    assert freeze.environment_now(tuple(record["environment"])) == record["environment"]
 
 
 def test_a_listed_folder_is_an_input(tmp_path, monkeypatch):

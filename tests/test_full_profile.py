@@ -39,7 +39,7 @@ import pytest
 
 from analysis.paths import PROJECT_ROOT
 
-from conftest import QUARTO, needs_quarto
+from conftest import needs_quarto, quarto_render
 from fixtures import standins
 
 CHAPTERS = ["chapters/01-segment-anything.qmd", "chapters/02-prompting-sam.qmd",
@@ -141,14 +141,7 @@ def test_full_book_renders_and_tells_the_truth(full_env):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     freeze_before = tree_hash(PROJECT_ROOT / "_freeze")
     out = root / "book"
-    renv = dict(env, QUARTO_PYTHON=sys.executable,
-                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    started = time.perf_counter()
-    proc = subprocess.run([QUARTO, "render", "--profile", "full", "--output-dir", str(out)], cwd=PROJECT_ROOT,
-                          env=renv, capture_output=True, text=True, timeout=1800)
-    took = time.perf_counter() - started
-    assert proc.returncode == 0, f"quarto render --profile full failed after {took:.0f} s:\n{(proc.stdout + proc.stderr)[-6000:]}"
-    print(f"\nquarto render --profile full: {took:.0f} s")
+    quarto_render("full", out, env)
     problems = book.rendered_problems(out, book.book_files(), pages=(15, 90))
     for page in sorted(out.rglob("*.html")):
         if "site_libs" not in page.parts:

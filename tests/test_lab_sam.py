@@ -308,3 +308,52 @@ def _red_pixels(browser, canvas) -> int:
     return browser.execute_script(
         "const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
         "for (let i = 0; i < d.length; i += 4) if (d[i] > d[i + 1] + 40 && d[i] > d[i + 2] + 40) n++; return n;", canvas)
+
+
+@pytest.mark.parametrize("damage", ["truncated embedding", "damaged decoder", "truncated later image"])
+def test_damaged_explorer_files_are_named_with_the_fix(browser, rendered, tmp_path, damage):
+    """A site whose explorer files were damaged after the render (a truncated copy, a bad upload):
+    the explorer says which file, what is wrong and how to get it back, instead of saying "Ready"
+    and drawing nothing, or onnxruntime's "protobuf parsing failed"."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from browser import console, serve
+
+    site = tmp_path / "site"
+    shutil.copytree(rendered, site)
+    run_dir = next((site / "lab" / "runs").glob("*/sam_explorer/*"))
+    if damage == "truncated embedding":
+        target = run_dir / "0.emb.f16"
+        target.write_bytes(target.read_bytes()[:1000])
+        expected = ("0.emb.f16 has 1000 bytes where", "truncated or damaged", "make render")
+    elif damage == "damaged decoder":
+        target = run_dir / "decoder.onnx"
+        target.write_bytes(b"\x00not a model" * 100)
+        expected = ("decoder.onnx (0.0 MB) is not a decoder onnxruntime-web can read", "the file is damaged",
+                    "Delete .cache/sam_onnx/", "make render")
+    else:
+        target = run_dir / "1.gt.bits"
+        target.write_bytes(target.read_bytes()[:-1])
+        expected = ("X-ray 1 could not be shown", "1.gt.bits has", "make render")
+    with serve(site) as url:
+        browser.get(url + "chapters/01-segment-anything.html")
+        root = browser.find_element(By.CSS_SELECTOR, SAM)
+        browser.execute_script("arguments[0].scrollIntoView()", root)
+        if damage == "truncated later image":
+            from browser import wait_ready
+
+            root = wait_ready(browser, SAM, timeout=60)
+            Select(root.find_element(By.CSS_SELECTOR, "select[aria-label=X-ray]")).select_by_value("1")
+        deadline = time.monotonic() + 60
+        while root.get_attribute("data-error") is None:
+            assert time.monotonic() < deadline, f"no error shown; widget text: {root.text[:300]!r}"
+            time.sleep(0.05)
+        shown = root.text
+        browser.get("about:blank")  # nothing of this page still loads once the server stops ...
+        console(browser)  # ... and its messages are not the next test's
+    for part in expected:
+        assert part in shown, (part, shown)
+    assert "Ready" not in shown and "protobuf" not in shown.split("(")[0]

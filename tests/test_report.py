@@ -87,6 +87,26 @@ def test_code_block_cannot_be_closed_by_its_text():
     assert all(len(line) <= 10 for line in block.splitlines()[1:-1])
 
 
+def test_code_block_stops_quarto_shortcodes_in_its_text():
+    """Quarto expands shortcodes inside code blocks too: a question holding one keeps it as text."""
+    from analysis.report import code_block
+
+    block = code_block("a {{< pagebreak >}} b {{{< meta title >}}}")
+    assert "{{<" not in block and "{{\u200b< pagebreak >}}" in block
+    assert block.replace("\u200b", "").splitlines()[1] == "a {{< pagebreak >}} b {{{< meta title >}}}"
+
+
+def test_inline_texts_offer_quarto_escaped_markdown():
+    """Quarto escapes a plain str inline result itself and leaves @, $ and & live; Literal offers
+    escape_md's markdown instead (text/markdown wins), Markdown its own, already escaped."""
+    from analysis.report import Literal, Markdown, escape_md
+
+    name = Literal("@key $x$ &lt; <b>")
+    assert name == "@key $x$ &lt; <b>" and name._repr_markdown_() == escape_md(name)
+    assert name._repr_markdown_().startswith(r"\@key \$x\$ \&lt\; \<b\>")
+    assert Markdown("“\\@k” (1 of 2)")._repr_markdown_() == "“\\@k” (1 of 2)"
+
+
 def test_md_table_cells_are_data_unless_declared_markup():
     import pandas as pd
     import pytest

@@ -204,10 +204,23 @@ def _weight_digests(final: Path) -> dict[str, list]:
 
 
 def _weights_intact(final: Path) -> bool:
-    """Whether the weight files in ``final`` are the ones saved (sizes and sha256 in the state file;
-    states written before the check recorded none and are trusted)."""
+    """Whether the weight files in ``final`` are the ones saved (sizes and sha256 in the state file).
+    States written before the digests were recorded name none: their safetensors files must at least
+    read whole (a truncated one fails its own header check), and some weight file must exist."""
     recorded = train_state(final).get("weights")
-    return recorded is None or _weight_digests(final) == {k: list(v) for k, v in recorded.items()}
+    if recorded is not None:
+        return _weight_digests(final) == {k: list(v) for k, v in recorded.items()}
+    from safetensors import safe_open
+
+    files = sorted(Path(final).glob("*.safetensors"))
+    try:
+        for path in files:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():
+                    f.get_slice(name)  # the header's offsets must lie inside the file
+    except Exception:  # noqa: BLE001 - any failure to read means the file is not the one saved
+        return False
+    return bool(files) or any(Path(final).glob("*.bin"))
 
 
 def finetune(cfg: FineTuneConfig, callbacks: list | None = None) -> Path:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..models import spec
-from ..report import MISSING, escape_md, num, pct
+from ..report import MISSING, Literal, Markdown, escape_md, no_shortcodes, num, pct
 from .compute import ANCHORS, _direct_prefix
 from .extract import INVALID
 from .scoring import FLIP_TITLES, FLIPS, mcnemar_exact
@@ -89,10 +89,10 @@ def prompt_text(run, variant: str, part: str = "user", width: int = PROMPT_WIDTH
     """One of: 'direct (recorded)', 'direct (model input)', 'CoT (recorded)', 'CoT (model input)';
     ``part="system"`` gives the recorded system text (the CoT instruction). Lines longer than
     ``width`` are wrapped, the continuation indented by four spaces (no prompt line starts with
-    spaces, so an indented line is always a continuation)."""
+    spaces, so an indented line is always a continuation). Printed by a cell: ``no_shortcodes``."""
     rows = {r["variant"]: r for r in run.rows("prompts")}
     text = rows[variant].get("system") or "" if part == "system" else rows[variant]["text"]
-    return wrap_lines(text, width)
+    return no_shortcodes(wrap_lines(text, width))
 
 
 def wrap_lines(text: str, width: int = PROMPT_WIDTH) -> str:
@@ -371,16 +371,17 @@ def probe_n(run, k: int) -> int:
     return int(rows[k]["n"]) if k in rows else 0
 
 
-def group_counts(run, category: str, top: int = 3) -> str:
+def group_counts(run, category: str, top: int = 3) -> Markdown:
     """The groups (topic or stem) holding most questions of ``category``, with counts:
     '“Select the liquid.” (4 of its 40 questions); ...', or 'none' for an empty category."""
     df = run.table()
     d = df[df["flip"] == category]
     if d.empty:
-        return "none"
+        return Markdown("none")
     counts = d["group"].value_counts().head(top)
     sizes = df["group"].value_counts()
-    return "; ".join(f"“{_group_name(g)}” ({int(k)} of its {int(sizes[g])} questions)" for g, k in counts.items())
+    return Markdown("; ".join(f"“{escape_md(_group_name(g))}” ({int(k)} of its {int(sizes[g])} questions)"
+                              for g, k in counts.items()))
 
 
 def _groups(run) -> pd.DataFrame:
@@ -419,8 +420,9 @@ def net_extremes(run, min_n: int = 5) -> tuple[dict, dict, int]:
     return row(best), row(worst), min_n
 
 
-def _group_name(group: str) -> str:
-    return group.removeprefix("stem: ")
+def _group_name(group: str) -> Literal:
+    """A group's name for the prose: a topic or question stem from the data, shown as written."""
+    return Literal(group.removeprefix("stem: "))
 
 
 def data_note(run) -> str:
@@ -580,27 +582,34 @@ def _read_annotations(run) -> pd.DataFrame:
     d["sha"] = d["cot_text"].map(text_sha)
     labels: dict[tuple[str, str], dict] = {}
     path = annotations_path(run)
+    fix = ('one JSON object per line: {"id", "text_sha", "label", "note"} (a truncated last line: complete '
+           'or delete it)')
     try:  # opened even when absent: a render then notes the file, and re-executes once it exists
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         lines = []
+    except UnicodeDecodeError as exc:
+        line_no = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(path, f"line {line_no} is not UTF-8 text (byte {exc.object[exc.start]:#04x})",
+                        "save the file as UTF-8 (an editor's 'encoding' setting), then render again") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
             labels[(str(rec["id"]), rec["text_sha"])] = rec
+            rec["label"]  # noqa: B018  (checked here, where the line is known)
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             problem = (f"lacks the field {exc.args[0]!r}" if isinstance(exc, KeyError) else
                        "is not a JSON object" if isinstance(exc, TypeError) else f"is not valid JSON ({exc.msg})")
-            raise DataError(path, f"line {n} {problem}", 'one JSON object per line: {"id", "text_sha", "label", '
-                            '"note"} (a truncated last line: complete or delete it)') from None
+            raise DataError(path, f"line {n} {problem}", fix) from None
     found = [labels.get((i, s)) for i, s in zip(d["id"], d["sha"])]
     d["label"] = [r["label"] if r else None for r in found]
     d["note"] = [r.get("note") if r else None for r in found]
     bad = [(i, r["label"]) for (i, f), r in zip(zip(d["id"], d["flip"]), found) if r and r["label"] not in LABELS[f]]
     if bad:
-        raise ValueError(f"{path}: labels not defined for their category: {bad[:5]}")
+        raise DataError(path, f"labels not defined for their category: {bad[:5]}",
+                        "use one of each category's labels: " + "; ".join(f"{c}: {', '.join(v)}" for c, v in LABELS.items()))
     return d.drop(columns=["cot_text", "sha"]).sort_values(["flip", "qual_rank"])
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from ..experiments import get_or_run
 from ..models import ModelSpec, spec
 from ..paths import PROJECT_ROOT
+from ..report import Literal
 from . import figures
 from . import prompts as P
 from .metrics import summarize
@@ -221,7 +222,8 @@ def example(run, role: str) -> dict:
     if ex is None:
         return {"name": "n/a", "source": "n/a", "tb": -1, "f1": float("nan")}
     rec = next((r for r in run.rows("records") if r["image"] == ex["image"] and r["strategy"] == run.config["main_strategy"]), {})
-    return {**ex, "f1": rec.get("f1", float("nan")), "pred_frac": rec.get("pred_frac"), "gt_frac": rec.get("gt_frac")}
+    return {**ex, "name": Literal(ex["name"]),  # a file name from the data: shown as written
+            "f1": rec.get("f1", float("nan")), "pred_frac": rec.get("pred_frac"), "gt_frac": rec.get("gt_frac")}
 
 
 def status_label(tb: int) -> str:
