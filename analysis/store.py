@@ -316,8 +316,9 @@ class Run:
                              f"{meta['profile']} --force), or, if you know it is intact, `python -m analysis seal "
                              f"--profile {meta['profile']}` lists its files and seals them")
 
-        if not isinstance(meta["metrics"], dict):
-            raise self._damaged(RUN_FILE, "'metrics' is not an object")
+        for field, kind in (("metrics", dict), ("config", dict), ("created", str)):
+            if not isinstance(meta[field], kind):
+                raise self._damaged(RUN_FILE, f"{field!r} is {meta[field]!r}, not {'an object' if kind is dict else 'text'}")
         try:
             float(meta["wall_seconds"])
         except (TypeError, ValueError):

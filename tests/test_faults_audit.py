@@ -422,3 +422,16 @@ def test_unclear_truncated_weights_of_an_older_training_are_not_reused(tmp_path,
         T.load_finetuned(again, device=torch.device("cpu"))
     except AnalysisError as exc:  # ... or refuse, naming the file
         assert str(weights) in str(exc)
+
+
+def test_unclear_run_json_field_of_the_wrong_type_names_it(offline_copy):
+    """A consistent hand edit giving a field the wrong type ("created": 5) was a raw TypeError when
+    runs were listed; it is a damaged run.json, named with the field."""
+    from analysis.store import Store
+
+    folder = run_dir(offline_copy, "agnews_stats")
+    rewrite_run_json(folder, created=5)
+    with pytest.raises(StoreError, match="'created' is 5, not text"):
+        Store(offline_copy).load("offline", "agnews_stats", folder.name).verify()
+    proc = cli("status", "--profile", "offline", env={"ANALYSIS_RESULTS_DIR": str(offline_copy)})
+    assert "Traceback" not in proc.stderr and "'created' is 5" in proc.stdout
