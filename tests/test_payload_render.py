@@ -6,7 +6,7 @@ shortcodes, HTML entities, Typst's ``#set``), opened page by page in Chromium an
 No script runs (``window.__pwned`` stays unset), no link or image points at ``javascript:``, nothing
 of a payload turns into a citation, math, struck-out or superscript text, and every page that shows
 data shows the payload as the text it is; the lab widgets build from JSON holding it; the PDF prints
-it. Computing the smoke runs on the seeded data and rendering take about 6 minutes.
+it. Computing the smoke runs on the seeded data and rendering take about 3-4 minutes here.
 """
 
 import os
