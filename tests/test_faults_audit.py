@@ -376,6 +376,15 @@ def test_unclear_cache_dir_that_is_a_file_names_the_variable(tmp_path, monkeypat
         cache_dir()
 
 
+def test_unclear_status_on_a_results_path_that_is_a_file_names_it(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    out = cli("status", env={"ANALYSIS_RESULTS_DIR": str(blocker)})
+    assert out.returncode != 0
+    assert str(blocker) in out.stderr and "is a file, not a folder" in out.stderr
+    assert "ANALYSIS_RESULTS_DIR" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_silently_wrong_status_reports_a_run_whose_config_does_not_hash_to_its_key(offline_copy, shared_data):
     folder = run_dir(offline_copy, "agnews_stats")
     meta = json.loads((folder / "run.json").read_text())
