@@ -158,6 +158,8 @@ GOOD_CSV = "text,label\nStocks fell today,2\nTeam wins the cup,1\n"
     ("labels 1-4", b"text,label\nStocks fell,4\nTeam wins,1\nOther,3\nx,2\ny,5\n", "outside 0-3"),
     ("no header", b"3,Stocks fell,desc\n2,Team wins,desc\n", "missing column"),
     ("unquoted comma", b"text,label\nStocks, fell today,2\nTeam, wins the cup,1\n", "more fields than its header"),
+    # label first: the extra fields' leading column (2, 1) happens to be a range, still not the rows' index
+    ("unquoted comma, label first", b"label,text\n2,Stocks, fell today\n1,Team, wins the cup\n", "more fields than its header"),
 ])
 def test_bad_csv_files(tmp_path, monkeypatch, name, content, match):
     folder = agnews_dir(tmp_path, monkeypatch)

@@ -107,8 +107,9 @@ def _read_local(path: Path) -> pd.DataFrame:
         except OSError as exc:  # a folder of that name, no permission
             raise DataError(path, f"cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})",
                             "put a readable CSV file there") from None
-        if not isinstance(df.index, pd.RangeIndex):
+        if not df.index.equals(pd.RangeIndex(len(df))):
             # rows with more fields than the header: pandas silently made the first ones the index
+            # (a RangeIndex too when those first fields happen to count, e.g. labels 2, 1)
             raise DataError(path, f"its rows have more fields than its header ({len(df.columns)} names); a text with "
                             "an unquoted comma is split there and its start would be lost",
                             "quote every text field (pandas: to_csv(path, index=False) quotes as needed)")
