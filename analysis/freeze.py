@@ -323,18 +323,11 @@ def environment_now(names: tuple[str, ...]) -> dict[str, str | None]:
     """This interpreter's version of each name: ``python`` is Python itself, any other name an
     installed distribution (None: not installed)."""
     import platform
-    from importlib import metadata
 
-    out = {}
-    for name in names:
-        if name == "python":
-            out[name] = platform.python_version()
-            continue
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from .envinfo import package_versions
+
+    versions = package_versions(tuple(n for n in names if n != "python"))
+    return {n: platform.python_version() if n == "python" else versions[n] for n in names}
 
 
 def record_environment(versions: dict[str, str | None]) -> None:

@@ -48,7 +48,7 @@ def _folder(var: str, default: Path) -> Path:
     path = _env_path(var) or default
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError, PermissionError, OSError) as exc:
+    except OSError as exc:  # a file where the folder (or one above it) should be, no permission
         from .errors import ConfigError
 
         where = f"${var}" if _env_path(var) else "the default"
